@@ -1,0 +1,257 @@
+// Package app assembles hookd: it opens the store, bootstraps the admin key, and
+// runs the delivery engine and the HTTP API, with an orderly shutdown. The CLI and
+// end-to-end tests both run it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/httpapi"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/secret"
+	"github.com/hookd/hookd/sqlite"
+)
+
+// Version is hookd's version, sent in User-Agent and reported by the health check.
+var Version = "0.1.0"
+
+// Config configures an App. Zero values mean the documented defaults.
+type Config struct {
+	// Addr is the HTTP listen address. Default ":8080"; use "127.0.0.1:0" in tests.
+	Addr string
+	// DataDir holds the SQLite database, the master key file and the admin key
+	// file. Default "./hookd-data".
+	DataDir string
+	// MasterKey seals secrets at rest (32 bytes). Nil: read or create
+	// <DataDir>/master.key (mode 0600).
+	MasterKey []byte
+	// AdminKey, if set, is registered as an admin key instead of generating one.
+	AdminKey string
+	// Policy decides which webhook targets are allowed (SSRF protection).
+	Policy netguard.Policy
+	// MaxBodyBytes caps request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+	// Engine tunes the delivery engine; its Store, Policy, Now, Logger and UserAgent
+	// are set by the App.
+	Engine delivery.Config
+	// ShutdownTimeout bounds Stop when its context has no deadline. Default 30s.
+	ShutdownTimeout time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives the server's log. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// App is a running hookd. Create with New, then Start; Stop once.
+type App struct {
+	cfg    Config
+	lock   *os.File
+	store  *sqlite.DB
+	engine *delivery.Engine
+	srv    *http.Server
+	ln     net.Listener
+	served chan error
+
+	// AdminKeyFile is the path of the generated admin key file, or "" when the
+	// admin key came from Config.AdminKey or already existed.
+	AdminKeyFile string
+}
+
+// New validates cfg and returns an App that has not started.
+func New(cfg Config) (*App, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "./hookd-data"
+	}
+	if cfg.MasterKey != nil && len(cfg.MasterKey) != 32 {
+		return nil, errors.New("app: Config.MasterKey must be 32 bytes")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &App{cfg: cfg}, nil
+}
+
+// Start opens the data directory and store, bootstraps the admin key, starts the
+// engine and begins serving HTTP. On error everything already started is stopped.
+func (a *App) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if a.lock, err = lockDir(a.cfg.DataDir); err != nil {
+		return err
+	}
+	key := a.cfg.MasterKey
+	if key == nil {
+		if key, err = secret.LoadOrCreateKeyFile(filepath.Join(a.cfg.DataDir, "master.key")); err != nil {
+			return fmt.Errorf("master key: %w", err)
+		}
+	}
+	sealer, err := secret.NewSealer(key)
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	if a.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "hookd.db"), Sealer: sealer}); err != nil {
+		return err
+	}
+	if err := a.bootstrapAdmin(ctx); err != nil {
+		return err
+	}
+	ec := a.cfg.Engine
+	ec.Store, ec.Policy, ec.Now, ec.Logger = a.store, a.cfg.Policy, a.cfg.Now, a.cfg.Logger
+	ec.UserAgent = "hookd/" + Version
+	if a.engine, err = delivery.New(ec); err != nil {
+		return err
+	}
+	api, err := httpapi.New(httpapi.Config{
+		Store: a.store, Engine: a.engine, Policy: a.cfg.Policy, MaxBodyBytes: a.cfg.MaxBodyBytes,
+		Retry: a.cfg.Engine.Retry, Version: Version, Now: a.cfg.Now, Logger: a.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	if a.ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if err := a.engine.Start(ctx); err != nil {
+		return err
+	}
+	a.srv = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	a.served = make(chan error, 1)
+	go func() { a.served <- a.srv.Serve(a.ln) }()
+	a.cfg.Logger.Info("hookd started", "addr", a.Addr(), "data_dir", a.cfg.DataDir, "version", Version)
+	return nil
+}
+
+// Addr returns the address the API listens on, such as "127.0.0.1:8080".
+func (a *App) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// bootstrapAdmin registers Config.AdminKey, or on a store with no admin key
+// generates one into <DataDir>/admin.key (mode 0600) and logs the file's path.
+func (a *App) bootstrapAdmin(ctx context.Context) error {
+	now := a.cfg.Now().UTC()
+	if a.cfg.AdminKey != "" {
+		hash := secret.HashKey(a.cfg.AdminKey)
+		if _, err := a.store.APIKeyByHash(ctx, hash); err == nil {
+			return nil
+		}
+		return a.store.CreateAPIKey(ctx, &hookd.APIKey{ID: ids.New("key"), Hash: hash, CreatedAt: now})
+	}
+	n, err := a.store.CountAdminKeys(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	key := secret.NewAPIKey("hk_admin_")
+	path := filepath.Join(a.cfg.DataDir, "admin.key")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write admin key: %w", err)
+	}
+	if err := a.store.CreateAPIKey(ctx, &hookd.APIKey{ID: ids.New("key"), Hash: secret.HashKey(key), CreatedAt: now}); err != nil {
+		return err
+	}
+	a.AdminKeyFile = path
+	a.cfg.Logger.Info("created the admin key", "file", path)
+	return nil
+}
+
+// Stop shuts down in order: stop accepting HTTP and finish requests, stop claiming
+// and finish (or, past the deadline, release) attempts in flight, close the store.
+func (a *App) Stop(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+		defer cancel()
+	}
+	var errs []error
+	if a.srv != nil {
+		if err := a.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down http: %w", err))
+		}
+		if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("serve http: %w", err))
+		}
+		a.srv = nil
+	}
+	if a.engine != nil {
+		if err := a.engine.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop engine: %w", err))
+		}
+	}
+	errs = append(errs, a.close())
+	return errors.Join(errs...)
+}
+
+// close releases the store, the listener and the directory lock.
+func (a *App) close() error {
+	var errs []error
+	if a.ln != nil && a.srv == nil {
+		a.ln.Close()
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+		a.store = nil
+	}
+	if a.lock != nil {
+		errs = append(errs, a.lock.Close())
+		a.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+// lockDir takes an exclusive lock on dir, so that two processes never share one
+// embedded store. The lock goes with the process, even on kill -9.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another hookd process: %w", dir, err)
+	}
+	return f, nil
+}

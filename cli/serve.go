@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/app"
+	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/secret"
+)
+
+type serveCmd struct {
+	Addr                string        `default:":8080" env:"HOOKD_ADDR" help:"Address the API listens on."`
+	DataDir             string        `default:"./hookd-data" env:"HOOKD_DATA_DIR" type:"path" help:"Directory of the embedded store, the master key file and the admin key file."`
+	MasterKey           string        `env:"HOOKD_MASTER_KEY" help:"Master key sealing secrets at rest: 64 hex characters or base64 of 32 bytes. Default: <data-dir>/master.key, created on first start."`
+	AdminKey            string        `env:"HOOKD_ADMIN_KEY" help:"Use this admin API key instead of generating <data-dir>/admin.key."`
+	Dev                 bool          `env:"HOOKD_DEV" help:"Local development: shorthand for --allow-http --allow-private-targets."`
+	AllowHTTP           bool          `name:"allow-http" env:"HOOKD_ALLOW_HTTP" help:"Allow http:// webhook URLs."`
+	AllowPrivateTargets bool          `env:"HOOKD_ALLOW_PRIVATE_TARGETS" help:"Allow webhook URLs on loopback, private and link-local addresses."`
+	MaxBodySize         int64         `default:"1048576" env:"HOOKD_MAX_BODY_SIZE" help:"Largest request body accepted, in bytes."`
+	AttemptTimeout      time.Duration `default:"15s" env:"HOOKD_ATTEMPT_TIMEOUT" help:"Time limit of one delivery attempt."`
+	RetryMaxAttempts    int           `default:"5" env:"HOOKD_RETRY_MAX_ATTEMPTS" help:"Attempts per delivery, the first included, unless an endpoint sets its own."`
+	RetryInitial        time.Duration `name:"retry-initial-interval" default:"5s" env:"HOOKD_RETRY_INITIAL_INTERVAL" help:"Wait after the first failed attempt; each later wait is 6 times longer, with jitter."`
+	RetryMax            time.Duration `name:"retry-max-interval" default:"1h" env:"HOOKD_RETRY_MAX_INTERVAL" help:"Longest wait between attempts (also caps Retry-After)."`
+	Concurrency         int           `default:"256" env:"HOOKD_CONCURRENCY" help:"Delivery attempts in flight at once, across all endpoints."`
+	MaxInFlight         int           `default:"32" env:"HOOKD_MAX_IN_FLIGHT" help:"Default attempts in flight per endpoint."`
+	ShutdownTimeout     time.Duration `default:"30s" env:"HOOKD_SHUTDOWN_TIMEOUT" help:"How long SIGTERM waits for requests and attempts in flight."`
+	LogFormat           string        `default:"text" enum:"text,json" env:"HOOKD_LOG_FORMAT" help:"Log format: text or json."`
+	LogLevel            string        `default:"info" enum:"debug,info,warn,error" env:"HOOKD_LOG_LEVEL" help:"Log level."`
+}
+
+// config turns the flags into an app.Config.
+func (c *serveCmd) config(rc runContext) (app.Config, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return app.Config{}, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(rc.stderr, opts)
+	if c.LogFormat == "json" {
+		h = slog.NewJSONHandler(rc.stderr, opts)
+	}
+	cfg := app.Config{
+		Addr:            c.Addr,
+		DataDir:         c.DataDir,
+		AdminKey:        c.AdminKey,
+		Policy:          netguard.Policy{AllowHTTP: c.Dev || c.AllowHTTP, AllowPrivate: c.Dev || c.AllowPrivateTargets},
+		MaxBodyBytes:    c.MaxBodySize,
+		ShutdownTimeout: c.ShutdownTimeout,
+		Logger:          slog.New(h),
+		Engine: delivery.Config{
+			Concurrency:    c.Concurrency,
+			MaxInFlight:    c.MaxInFlight,
+			AttemptTimeout: c.AttemptTimeout,
+			Retry:          hookd.RetryPolicy{MaxAttempts: c.RetryMaxAttempts, InitialInterval: c.RetryInitial, MaxInterval: c.RetryMax},
+		},
+	}
+	if err := cfg.Engine.Retry.Validate(); err != nil || c.RetryMaxAttempts < 1 {
+		return cfg, fmt.Errorf("invalid retry flags: attempts must be 1–%d and intervals 0–%s with initial ≤ max", hookd.MaxRetryAttempts, hookd.MaxRetryInterval)
+	}
+	if c.MasterKey != "" {
+		key, err := secret.ParseKey(c.MasterKey)
+		if err != nil {
+			return cfg, fmt.Errorf("HOOKD_MASTER_KEY: %w", err)
+		}
+		cfg.MasterKey = key
+	}
+	return cfg, nil
+}
+
+// Run serves until rc.ctx is cancelled (SIGINT or SIGTERM), then shuts down.
+func (c *serveCmd) Run(rc runContext) error {
+	cfg, err := c.config(rc)
+	if err != nil {
+		return err
+	}
+	a, err := app.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(rc.ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(rc.stdout, "hookd %s listening on http://%s\n", app.Version, a.Addr())
+	if a.AdminKeyFile != "" {
+		abs, _ := filepath.Abs(a.AdminKeyFile)
+		fmt.Fprintf(rc.stdout, "admin key written to %s\n", abs)
+	} else if c.AdminKey == "" {
+		abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "admin.key"))
+		fmt.Fprintf(rc.stdout, "admin key file: %s\n", abs)
+	}
+	if cfg.Policy.AllowHTTP || cfg.Policy.AllowPrivate {
+		fmt.Fprintln(rc.stdout, "warning: development mode: http and private-network targets are allowed")
+	}
+	<-rc.ctx.Done()
+	fmt.Fprintln(rc.stdout, "shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	return a.Stop(ctx)
+}

@@ -1,0 +1,366 @@
+// Package delivery is hookd's delivery engine: it claims due deliveries from the
+// store in batches, signs and sends them with per-endpoint concurrency and rate
+// limits, and records every attempt and the retry schedule's verdict.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/netguard"
+)
+
+// Store is what the engine needs of hookd.Store.
+type Store interface {
+	ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error)
+	CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) error
+	ReleaseDeliveries(ctx context.Context, releases []hookd.Release) error
+}
+
+// Config configures an Engine. Zero values mean the documented defaults.
+type Config struct {
+	// Store is where deliveries are claimed and outcomes recorded. Required.
+	Store Store
+	// Policy guards targets at connect time (SSRF) and decides whether http URLs may
+	// be used. The zero value is strict: https and public addresses only.
+	Policy netguard.Policy
+	// Concurrency caps attempts in flight across all endpoints. Default 256.
+	Concurrency int
+	// MaxInFlight is the default cap on attempts in flight per endpoint, for
+	// endpoints that set none. Default 32.
+	MaxInFlight int
+	// BatchSize caps the deliveries claimed at once. Default 256.
+	BatchSize int
+	// PollInterval is how often the store is asked for due deliveries when nothing
+	// woke the engine sooner. Default 250ms.
+	PollInterval time.Duration
+	// AttemptTimeout bounds one attempt, connection included. Default 15s.
+	AttemptTimeout time.Duration
+	// Lease is how long a claim is exclusive. Default AttemptTimeout + 30s.
+	Lease time.Duration
+	// Retry is the default retry schedule. Default hookd.DefaultRetryPolicy.
+	Retry hookd.RetryPolicy
+	// UserAgent is sent with every request. Default "hookd/dev".
+	UserAgent string
+	// Name identifies this engine in claims. Default a random id.
+	Name string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives errors and lifecycle messages. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil {
+		return errors.New("delivery: Config.Store is required")
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 32
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 250 * time.Millisecond
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 15 * time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = c.AttemptTimeout + 30*time.Second
+	}
+	c.Retry = c.Retry.Or(hookd.DefaultRetryPolicy)
+	if c.UserAgent == "" {
+		c.UserAgent = "hookd/dev"
+	}
+	if c.Name == "" {
+		c.Name = ids.New("engine")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Engine sends webhooks. Start it once; Stop it once. Safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	client *http.Client
+	wake   chan struct{}
+
+	mu        sync.Mutex
+	endpoints map[string]*endpointState
+	inFlight  int
+
+	startOnce, stopOnce sync.Once
+	cancelLoop          context.CancelFunc
+	loopDone            chan struct{}
+	sendCtx             context.Context // cancelled only when Stop's deadline passes
+	cancelSend          context.CancelFunc
+	sends               sync.WaitGroup
+}
+
+// endpointState is the engine's local view of one endpoint's load.
+type endpointState struct {
+	inFlight int
+	max      int
+	rate     float64
+	limiter  *rate.Limiter
+}
+
+// New returns an engine configured by cfg, or an error naming a missing field.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:       cfg,
+		client:    cfg.Policy.Client(),
+		wake:      make(chan struct{}, 1),
+		endpoints: map[string]*endpointState{},
+		loopDone:  make(chan struct{}),
+	}
+	e.sendCtx, e.cancelSend = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// Notify tells the engine that deliveries may have become due (an event was
+// published, an endpoint enabled, a delivery retried). It never blocks.
+func (e *Engine) Notify() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start starts the claim loop in the background. It returns at once.
+func (e *Engine) Start(ctx context.Context) error {
+	e.startOnce.Do(func() {
+		ctx, e.cancelLoop = context.WithCancel(context.WithoutCancel(ctx))
+		go e.loop(ctx)
+	})
+	return nil
+}
+
+// Stop stops claiming, waits for attempts in flight to finish and be recorded, and
+// returns. If ctx ends first, the remaining attempts are aborted and their
+// deliveries released unattempted, and Stop returns ctx's error. Stop is idempotent.
+func (e *Engine) Stop(ctx context.Context) error {
+	var err error
+	e.stopOnce.Do(func() {
+		if e.cancelLoop != nil {
+			e.cancelLoop()
+			<-e.loopDone
+		}
+		done := make(chan struct{})
+		go func() { e.sends.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			e.cancelSend()
+			<-done
+			err = ctx.Err()
+		}
+		e.cancelSend()
+		e.client.CloseIdleConnections()
+	})
+	return err
+}
+
+func (e *Engine) loop(ctx context.Context) {
+	defer close(e.loopDone)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		n, err := e.runOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.cfg.Logger.Error("claim deliveries", "err", err)
+		}
+		if err == nil && n == e.cfg.BatchSize {
+			// There may be more due work: go again unless we are out of slots,
+			// in which case a finishing attempt wakes us.
+			if e.free() > 0 {
+				continue
+			}
+		}
+		timer.Reset(e.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (e *Engine) free() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.Concurrency - e.inFlight
+}
+
+// runOnce claims one batch of due deliveries and starts their attempts. It returns
+// how many deliveries it claimed.
+func (e *Engine) runOnce(ctx context.Context) (int, error) {
+	now := e.cfg.Now()
+	e.mu.Lock()
+	limit := min(e.cfg.Concurrency-e.inFlight, e.cfg.BatchSize)
+	var exclude []string
+	for id, st := range e.endpoints {
+		if st.inFlight >= st.max || (st.limiter != nil && st.limiter.TokensAt(now) < 1) {
+			exclude = append(exclude, id)
+		} else if st.inFlight == 0 && len(e.endpoints) > 10000 {
+			delete(e.endpoints, id) // forget idle endpoints to bound memory
+		}
+	}
+	e.mu.Unlock()
+	if limit <= 0 {
+		return 0, nil
+	}
+	claims, err := e.cfg.Store.ClaimDeliveries(ctx, hookd.ClaimParams{
+		Owner: e.cfg.Name, Limit: limit, Now: now, Lease: e.cfg.Lease, Exclude: exclude,
+	})
+	if err != nil {
+		return 0, err
+	}
+	var releases []hookd.Release
+	e.mu.Lock()
+	for _, c := range claims {
+		st := e.stateLocked(&c.Endpoint)
+		if st.inFlight >= st.max {
+			releases = append(releases, hookd.Release{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt})
+			continue
+		}
+		if st.limiter != nil {
+			r := st.limiter.ReserveN(now, 1)
+			if d := r.DelayFrom(now); d > 0 {
+				r.CancelAt(now)
+				releases = append(releases, hookd.Release{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: now.Add(d)})
+				continue
+			}
+		}
+		st.inFlight++
+		e.inFlight++
+		e.sends.Add(1)
+		go e.deliver(c)
+	}
+	e.mu.Unlock()
+	if len(releases) > 0 {
+		if err := e.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), releases); err != nil {
+			return len(claims), err
+		}
+	}
+	return len(claims), nil
+}
+
+// stateLocked returns the state of ep, refreshed from the claim's copy of its
+// settings. e.mu must be held.
+func (e *Engine) stateLocked(ep *hookd.Endpoint) *endpointState {
+	st := e.endpoints[ep.ID]
+	if st == nil {
+		st = &endpointState{}
+		e.endpoints[ep.ID] = st
+	}
+	st.max = ep.MaxInFlight
+	if st.max <= 0 {
+		st.max = e.cfg.MaxInFlight
+	}
+	if ep.Ordering == hookd.OrderingFIFO {
+		st.max = 1
+	}
+	if ep.RateLimit != st.rate {
+		st.rate, st.limiter = ep.RateLimit, nil
+		if ep.RateLimit > 0 {
+			st.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), max(1, int(ep.RateLimit)))
+		}
+	}
+	return st
+}
+
+// deliver makes one attempt for c and records its outcome.
+func (e *Engine) deliver(c *hookd.Claim) {
+	defer e.sends.Done()
+	defer func() {
+		e.mu.Lock()
+		e.endpoints[c.Endpoint.ID].inFlight--
+		e.inFlight--
+		e.mu.Unlock()
+		e.Notify()
+	}()
+	res := e.attempt(e.sendCtx, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if e.sendCtx.Err() != nil {
+		// Shutting down: the attempt was cut short, so it does not count.
+		rel := []hookd.Release{{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt}}
+		if err := e.cfg.Store.ReleaseDeliveries(ctx, rel); err != nil {
+			e.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
+		}
+		return
+	}
+	out := e.decide(c, res)
+	if err := e.cfg.Store.CompleteDeliveries(ctx, []hookd.Outcome{out}); err != nil {
+		// The lease will expire and the delivery will be attempted again.
+		e.cfg.Logger.Error("record delivery outcome", "delivery", c.Delivery.ID, "err", err)
+	}
+}
+
+// decide applies the retry schedule to an attempt's result.
+func (e *Engine) decide(c *hookd.Claim, r result) hookd.Outcome {
+	now := r.attempt.CreatedAt.Add(r.attempt.Duration)
+	out := hookd.Outcome{DeliveryID: c.Delivery.ID, Lease: c.Lease, Attempt: r.attempt}
+	policy := c.Endpoint.Retry.Or(e.cfg.Retry)
+	failed := c.Delivery.CycleAttempts + 1
+	switch {
+	case r.attempt.Error == "":
+		out.Status = hookd.DeliverySucceeded
+	case r.attempt.StatusCode == http.StatusGone:
+		out.Status = hookd.DeliveryFailed
+		out.DisableEndpoint = "the endpoint answered 410 Gone"
+	case failed >= policy.MaxAttempts:
+		out.Status = hookd.DeliveryFailed
+		if !hookd.Operational(c.Event.Type) {
+			d := c.Delivery
+			out.Emit = append(out.Emit, hookd.NewDeliveryFailedEvent(ids.NewAt("evt", now), &d, d.Attempts+1, r.attempt.Error, now))
+		}
+	default:
+		out.Status = hookd.DeliveryPending
+		wait := policy.Backoff(failed, rand.Float64())
+		if r.retryAfter > 0 {
+			wait = min(r.retryAfter, policy.MaxInterval)
+		}
+		out.NextAttemptAt = now.Add(wait)
+	}
+	return out
+}
+
+// Send makes one attempt for c now, outside the queue, and returns it (used to
+// test an endpoint). c.Lease is not used.
+func (e *Engine) Send(ctx context.Context, c *hookd.Claim) hookd.Attempt {
+	return e.attempt(ctx, c).attempt
+}
+
+// errorf formats an attempt error.
+func errorf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

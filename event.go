@@ -1,0 +1,98 @@
+package hookd
+
+import (
+	"encoding/json"
+	"regexp"
+	"time"
+)
+
+// Operational event types that hookd itself emits.
+const (
+	EventEndpointDisabled = "endpoint.disabled" // hookd disabled an endpoint
+	EventDeliveryFailed   = "delivery.failed"   // a delivery exhausted its attempts
+	EventWebhookTest      = "webhook.test"      // sent by POST /api/webhooks/{id}/test
+)
+
+// Limits on events.
+const (
+	MaxEventIDLength   = 128
+	MaxEventTypeLength = 128
+	MaxBatchEvents     = 1000
+	MaxIdempotencyKey  = 255
+)
+
+// Event is something that happened in an organization, fanned out to every
+// subscribed, enabled endpoint.
+type Event struct {
+	ID             string          // client-supplied or evt_…; unique within the organization
+	OrgID          string          //
+	Type           string          // e.g. invoice.paid
+	Data           json.RawMessage // the published data, byte for byte
+	IdempotencyKey string          // from the Idempotency-Key header, if any
+	CreatedAt      time.Time       //
+}
+
+var (
+	eventIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,128}$`)
+	eventTypePattern = regexp.MustCompile(`^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$`)
+)
+
+// ValidateEventID checks a client-supplied event id: 1–128 characters of
+// A–Z a–z 0–9 _ - : (no ".", which signed content uses as a separator).
+func ValidateEventID(id string) error {
+	if !eventIDPattern.MatchString(id) {
+		return FieldError("id", "must be 1–128 characters of A–Z a–z 0–9 _ - :")
+	}
+	return nil
+}
+
+// ValidateEventType checks an event type: dot-separated words of A–Z a–z 0–9 _ - :,
+// at most 128 characters.
+func ValidateEventType(t string) error {
+	if len(t) > MaxEventTypeLength || !eventTypePattern.MatchString(t) {
+		return FieldError("type", "must be 1–128 characters: dot-separated words of A–Z a–z 0–9 _ - :")
+	}
+	return nil
+}
+
+// Validate reports the first invalid field of e as an EINVALID *Error.
+func (e *Event) Validate() error {
+	if err := ValidateEventID(e.ID); err != nil {
+		return err
+	}
+	if err := ValidateEventType(e.Type); err != nil {
+		return err
+	}
+	if len(e.Data) == 0 || !json.Valid(e.Data) {
+		return FieldError("data", "is required and must be JSON")
+	}
+	if len(e.IdempotencyKey) > MaxIdempotencyKey {
+		return FieldError("Idempotency-Key", "must be at most %d characters", MaxIdempotencyKey)
+	}
+	return nil
+}
+
+// NewEndpointDisabledEvent returns the endpoint.disabled operational event for an
+// endpoint that hookd disabled, with id evtID.
+func NewEndpointDisabledEvent(evtID, orgID, endpointID, url, reason string, now time.Time) *Event {
+	data, _ := json.Marshal(map[string]any{
+		"webhook": endpointID, "url": url, "reason": reason, "disabled_at": now.UTC().Format(time.RFC3339),
+	})
+	return &Event{ID: evtID, OrgID: orgID, Type: EventEndpointDisabled, Data: data, CreatedAt: now}
+}
+
+// NewDeliveryFailedEvent returns the delivery.failed operational event for a delivery
+// that exhausted its attempts, with id evtID.
+func NewDeliveryFailedEvent(evtID string, d *Delivery, attempts int, lastErr string, now time.Time) *Event {
+	data, _ := json.Marshal(map[string]any{
+		"delivery": d.ID, "event": d.EventID, "event_type": d.EventType, "webhook": d.EndpointID,
+		"attempts": attempts, "error": lastErr, "failed_at": now.UTC().Format(time.RFC3339),
+	})
+	return &Event{ID: evtID, OrgID: d.OrgID, Type: EventDeliveryFailed, Data: data, CreatedAt: now}
+}
+
+// Operational reports whether t is an operational event type that hookd emits about
+// deliveries; failures delivering those emit no further operational events.
+func Operational(t string) bool {
+	return t == EventEndpointDisabled || t == EventDeliveryFailed || t == EventWebhookTest
+}

@@ -1,0 +1,369 @@
+// Package httpapi serves hookd's management API (SPEC §1–§4): routes, JSON shapes,
+// authentication, and the one table that maps domain error codes to HTTP statuses.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/secret"
+)
+
+// Engine is what the API needs of the delivery engine.
+type Engine interface {
+	// Notify says that deliveries may have become due.
+	Notify()
+	// Send makes one attempt now, outside the queue.
+	Send(ctx context.Context, c *hookd.Claim) hookd.Attempt
+}
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// Store is the storage backend. Required.
+	Store hookd.Store
+	// Engine is told about new work and sends test events. Required.
+	Engine Engine
+	// Policy checks endpoint URLs when they are saved. Zero value: https and public
+	// addresses only.
+	Policy netguard.Policy
+	// MaxBodyBytes caps request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+	// Retry is the default retry schedule, shown for endpoints that set none.
+	// Default hookd.DefaultRetryPolicy.
+	Retry hookd.RetryPolicy
+	// Version is reported by the health check.
+	Version string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives internal errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is an http.Handler for the API. Safe for concurrent use.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns a Server, or an error naming a missing Config field.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("httpapi: Config.Store is required")
+	}
+	if cfg.Engine == nil {
+		return nil, errors.New("httpapi: Config.Engine is required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	cfg.Retry = cfg.Retry.Or(hookd.DefaultRetryPolicy)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /api/health", s.health)
+
+	m.Handle("POST /api/organizations", s.auth(s.createOrganization))
+	m.Handle("GET /api/organizations/{org}", s.auth(s.getOrganization))
+	m.Handle("POST /api/organizations/{org}/keys", s.auth(s.createKey))
+
+	m.Handle("POST /api/webhooks", s.auth(s.createEndpoint))
+	m.Handle("GET /api/webhooks", s.auth(s.listEndpoints))
+	m.Handle("GET /api/webhooks/{id}", s.auth(s.getEndpoint))
+	m.Handle("PATCH /api/webhooks/{id}", s.auth(s.patchEndpoint))
+	m.Handle("DELETE /api/webhooks/{id}", s.auth(s.deleteEndpoint))
+	m.Handle("GET /api/webhooks/{id}/secret", s.auth(s.getSecret))
+	m.Handle("POST /api/webhooks/{id}/secret/rotate", s.auth(s.rotateSecret))
+	m.Handle("POST /api/webhooks/{id}/test", s.auth(s.testEndpoint))
+	m.Handle("POST /api/webhooks/{id}/replay", s.auth(s.replayEndpoint))
+
+	m.Handle("POST /api/events", s.auth(s.publishEvent))
+	m.Handle("POST /api/events/batch", s.auth(s.publishBatch))
+	m.Handle("GET /api/events", s.auth(s.listEvents))
+	m.Handle("GET /api/events/{id}", s.auth(s.getEvent))
+
+	m.Handle("GET /api/deliveries", s.auth(s.listDeliveries))
+	m.Handle("GET /api/deliveries/{id}", s.auth(s.getDelivery))
+	m.Handle("POST /api/deliveries/{id}/retry", s.auth(s.retryDelivery))
+}
+
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodPut}
+
+// ServeHTTP routes r, answering unknown routes and methods with JSON errors.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	var allow []string
+	for _, m := range probeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+		return
+	}
+	writeError(w, http.StatusNotFound, hookd.ENOTFOUND, "no such route: "+r.URL.Path)
+}
+
+// statusOf is the one table from error codes to HTTP statuses.
+var statusOf = map[string]int{
+	hookd.EINVALID:      http.StatusBadRequest,
+	hookd.EINVALIDJSON:  http.StatusBadRequest,
+	hookd.ENOTFOUND:     http.StatusNotFound,
+	hookd.ECONFLICT:     http.StatusConflict,
+	hookd.EUNAUTHORIZED: http.StatusUnauthorized,
+	hookd.EFORBIDDEN:    http.StatusForbidden,
+	hookd.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	hookd.EQUOTA:        http.StatusTooManyRequests,
+	hookd.ERATELIMIT:    http.StatusTooManyRequests,
+	hookd.EMEDIATYPE:    http.StatusUnsupportedMediaType,
+	hookd.EINTERNAL:     http.StatusInternalServerError,
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+// fail answers with err: a domain error with its code and message, anything else as
+// an internal error whose detail is logged, not shown.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := hookd.ErrorCode(err)
+	if code == hookd.EINTERNAL {
+		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, hookd.ErrorMessage(err)
+	var de *hookd.Error
+	if errors.As(err, &de) {
+		b.Error.Field = de.Field
+	}
+	writeJSON(w, statusOf[code], b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// decode reads r's body as JSON into dst, whatever its Content-Type (so that
+// curl -d works as written): 413 past the size limit, invalid_json for
+// malformed JSON, invalid_field naming the field for a wrong type or unknown field.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return hookd.Errorf(hookd.ETOOLARGE, "the body exceeds %d bytes", s.cfg.MaxBodyBytes)
+		}
+		return fmt.Errorf("read body: %w", err)
+	}
+	return decodeJSON(body, dst)
+}
+
+func decodeJSON(body []byte, dst any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return hookd.Errorf(hookd.EINVALIDJSON, "the body is empty; a JSON object is required")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data")
+	}
+	if err == nil {
+		if _, tErr := dec.Token(); tErr != io.EOF {
+			err = errors.New("trailing data after the JSON value")
+		}
+	}
+	var te *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			return hookd.Errorf(hookd.EINVALIDJSON, "the body must be a JSON object")
+		}
+		return hookd.FieldError(field, "must be of type %s", jsonType(te.Type.Kind().String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return hookd.FieldError(field, "is not a known field")
+	default:
+		return hookd.Errorf(hookd.EINVALIDJSON, "the body is not valid JSON: %v", err)
+	}
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	case "ptr", "interface":
+		return "value"
+	default:
+		return "number"
+	}
+}
+
+// health answers 200 when the store answers, 503 otherwise.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"store": "ok"}
+	status, code := "ok", http.StatusOK
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		s.cfg.Logger.Error("health check", "err", err)
+		checks["store"], status, code = "unavailable", "unavailable", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"status": status, "checks": checks, "version": s.cfg.Version})
+}
+
+// principal is the authenticated caller.
+type principal struct {
+	keyID string
+	orgID string // "" for the admin key
+}
+
+func (p principal) admin() bool { return p.orgID == "" }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
+
+// auth authenticates the bearer key and runs h, answering its error.
+func (s *Server) auth(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			writeError(w, http.StatusUnauthorized, hookd.EUNAUTHORIZED, "an Authorization: Bearer <key> header is required")
+			return
+		}
+		hash := secret.HashKey(strings.TrimSpace(token))
+		k, err := s.cfg.Store.APIKeyByHash(r.Context(), hash)
+		if hookd.ErrorCode(err) == hookd.ENOTFOUND || (err == nil && !secret.EqualHash(k.Hash, hash)) {
+			writeError(w, http.StatusUnauthorized, hookd.EUNAUTHORIZED, "the API key is not valid")
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if err := h(w, r, principal{keyID: k.ID, orgID: k.OrgID}); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// scope returns the organization a read is limited to: the key's own, or for the
+// admin key the ?organization= parameter ("" = every organization).
+func scope(r *http.Request, p principal) string {
+	if !p.admin() {
+		return p.orgID
+	}
+	return r.URL.Query().Get("organization")
+}
+
+// owner returns the organization an object being created belongs to: the key's own
+// (a different "organization" field answers not_found), or for the admin key the
+// required "organization" field.
+func owner(p principal, field *string) (string, error) {
+	switch {
+	case !p.admin() && field != nil && *field != p.orgID:
+		return "", hookd.NotFound("organization", *field)
+	case !p.admin():
+		return p.orgID, nil
+	case field == nil || *field == "":
+		return "", hookd.FieldError("organization", "is required with the admin key")
+	default:
+		return *field, nil
+	}
+}
+
+// page reads ?limit= and ?cursor=.
+func page(r *http.Request) (hookd.Page, error) {
+	q := r.URL.Query()
+	p := hookd.Page{Limit: hookd.DefaultPageLimit, Cursor: q.Get("cursor")}
+	if v := q.Get("limit"); v != "" {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 || n > hookd.MaxPageLimit || fmt.Sprint(n) != v {
+			return p, hookd.FieldError("limit", "must be an integer from 1 to %d", hookd.MaxPageLimit)
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// list is the shape of every list response.
+type list[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func newList[T any](data []T, next string) list[T] {
+	l := list[T]{Data: data}
+	if l.Data == nil {
+		l.Data = []T{}
+	}
+	if next != "" {
+		l.NextCursor = &next
+	}
+	return l
+}
+
+// timeJSON formats t as RFC 3339 UTC, or nil for the zero time.
+func timeJSON(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339Nano)
+	return &s
+}
+
+// parseTime reads an RFC 3339 time from a query parameter or field.
+func parseTime(field, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, hookd.FieldError(field, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
+	}
+	return t, nil
+}

@@ -1,0 +1,347 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+)
+
+const deliveryColumns = `d.seq, d.id, d.org_id, ev.id, ev.type, d.endpoint_id, d.status, d.attempts, d.cycle_attempts,
+	d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at`
+
+func scanDelivery(s scanner, extra ...any) (*hookd.Delivery, int64, error) {
+	var d hookd.Delivery
+	var seq, next, created, updated int64
+	dest := append([]any{&seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status, &d.Attempts,
+		&d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return nil, 0, err
+	}
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromUS(next), fromUS(created), fromUS(updated)
+	return &d, seq, nil
+}
+
+// Delivery implements hookd.Store.
+func (db *DB) Delivery(ctx context.Context, orgID, id string) (*hookd.Delivery, []*hookd.Attempt, error) {
+	where, args := orgClause("d.org_id", orgID, []any{id})
+	d, seq, err := scanDelivery(db.r.QueryRowContext(ctx, `SELECT `+deliveryColumns+`
+		FROM deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE d.id = ?`+where, args...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("get delivery: %w", notFoundIf(err, "delivery", id))
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT id, org_id, number, url, request_headers, status_code, response_body,
+		duration_us, error, created_at FROM attempts WHERE delivery_seq = ? ORDER BY seq`, seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get attempts: %w", err)
+	}
+	defer rows.Close()
+	var as []*hookd.Attempt
+	for rows.Next() {
+		a := hookd.Attempt{DeliveryID: d.ID}
+		var headers string
+		var dur, created int64
+		if err := rows.Scan(&a.ID, &a.OrgID, &a.Number, &a.URL, &headers, &a.StatusCode, &a.ResponseBody, &dur,
+			&a.Error, &created); err != nil {
+			return nil, nil, fmt.Errorf("get attempts: %w", err)
+		}
+		if err := json.Unmarshal([]byte(headers), &a.RequestHeaders); err != nil {
+			return nil, nil, fmt.Errorf("decode attempt headers: %w", err)
+		}
+		a.Duration, a.CreatedAt = time.Duration(dur)*time.Microsecond, fromUS(created)
+		as = append(as, &a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("get attempts: %w", err)
+	}
+	return d, as, nil
+}
+
+// ListDeliveries implements hookd.Store.
+func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*hookd.Delivery, string, error) {
+	before, err := decodeCursor(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	if before == 0 {
+		before = 1<<63 - 1
+	}
+	limit := pageLimit(f.Page)
+	q := `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE d.seq < ?`
+	args := []any{before}
+	if f.OrgID != "" {
+		q, args = q+` AND d.org_id = ?`, append(args, f.OrgID)
+	}
+	if f.EndpointID != "" {
+		q, args = q+` AND d.endpoint_id = ?`, append(args, f.EndpointID)
+	}
+	if f.EventID != "" {
+		q, args = q+` AND ev.id = ?`, append(args, f.EventID)
+	}
+	if f.Status != "" {
+		q, args = q+` AND d.status = ?`, append(args, f.Status)
+	}
+	rows, err := db.r.QueryContext(ctx, q+` ORDER BY d.seq DESC LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []*hookd.Delivery
+	var last int64
+	next := ""
+	for rows.Next() {
+		if len(out) == limit {
+			next = encodeCursor(last)
+			break
+		}
+		d, seq, err := scanDelivery(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list deliveries: %w", err)
+		}
+		out, last = append(out, d), seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	return out, next, nil
+}
+
+// RetryDelivery implements hookd.Store.
+func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time) (*hookd.Delivery, error) {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		where, args := orgClause("org_id", orgID, []any{us(now), us(now), id})
+		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
+			WHERE id = ?`+where, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return hookd.NotFound("delivery", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retry delivery: %w", err)
+	}
+	d, _, err := db.Delivery(ctx, orgID, id)
+	return d, err
+}
+
+// Replay implements hookd.Store.
+func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		where, args := orgClause("org_id", p.OrgID, []any{p.EndpointID})
+		var one int
+		if err := tx.QueryRow(`SELECT 1 FROM endpoints WHERE id = ?`+where, args...).Scan(&one); err != nil {
+			return notFoundIf(err, "endpoint", p.EndpointID)
+		}
+		q := `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
+			WHERE endpoint_id = ? AND created_at >= ?`
+		args = []any{us(p.Now), us(p.Now), p.EndpointID, us(p.Since)}
+		if !p.Until.IsZero() {
+			q, args = q+` AND created_at < ?`, append(args, us(p.Until))
+		}
+		if p.Status != "" {
+			q, args = q+` AND status = ?`, append(args, p.Status)
+		} else {
+			q += ` AND status <> 'pending'`
+		}
+		res, err := tx.Exec(q, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	return int(n), nil
+}
+
+// ClaimDeliveries implements hookd.Store.
+func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
+	exclude, err := json.Marshal(p.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	if p.Exclude == nil {
+		exclude = []byte("[]")
+	}
+	lease := ids.New("lease")
+	var claims []*hookd.Claim
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		claims = claims[:0]
+		now := us(p.Now)
+		rows, err := tx.Query(`SELECT `+deliveryColumns+`, ev.data, ev.created_at, `+endpointColumns+`
+			FROM deliveries d
+			JOIN events ev ON ev.seq = d.event_seq
+			JOIN endpoints e ON e.id = d.endpoint_id
+			WHERE d.status = 'pending' AND d.next_attempt_at <= ?
+			  AND (d.lease_until IS NULL OR d.lease_until <= ?)
+			  AND e.enabled = 1
+			  AND (e.ordering <> 'fifo' OR d.seq = (SELECT MIN(h.seq) FROM deliveries h
+			       WHERE h.endpoint_id = d.endpoint_id AND h.status = 'pending'))
+			  AND d.endpoint_id NOT IN (SELECT value FROM json_each(?))
+			ORDER BY d.next_attempt_at
+			LIMIT ?`, now, now, string(exclude), p.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var seqs []int64
+		for rows.Next() {
+			var c hookd.Claim
+			var data []byte
+			var evCreated int64
+			d, seq, err := scanDeliveryThenEndpoint(db, rows, &c, &data, &evCreated)
+			if err != nil {
+				return err
+			}
+			c.Delivery = *d
+			c.Event = hookd.Event{ID: d.EventID, OrgID: d.OrgID, Type: d.EventType, Data: data, CreatedAt: fromUS(evCreated)}
+			c.Lease = lease
+			claims = append(claims, &c)
+			seqs = append(seqs, seq)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if len(seqs) == 0 {
+			return nil
+		}
+		js, _ := json.Marshal(seqs)
+		_, err = tx.Exec(`UPDATE deliveries SET lease = ?, lease_until = ? WHERE seq IN (SELECT value FROM json_each(?))`,
+			lease, us(p.Now.Add(p.Lease)), string(js))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return claims, nil
+}
+
+// scanDeliveryThenEndpoint scans a claim row: delivery columns, event data and time,
+// then endpoint columns.
+func scanDeliveryThenEndpoint(db *DB, rows *sql.Rows, c *hookd.Claim, data *[]byte, evCreated *int64) (*hookd.Delivery, int64, error) {
+	var (
+		d                      hookd.Delivery
+		seq                    int64
+		next, created, updated int64
+	)
+	e, _, err := db.scanEndpoint(rows, &seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status,
+		&d.Attempts, &d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, data, evCreated)
+	if err != nil {
+		return nil, 0, err
+	}
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromUS(next), fromUS(created), fromUS(updated)
+	c.Endpoint = *e
+	return &d, seq, nil
+}
+
+func insertAttempt(tx *sql.Tx, a *hookd.Attempt) error {
+	headers, err := json.Marshal(a.RequestHeaders)
+	if err != nil {
+		return err
+	}
+	res, err := tx.Exec(`INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
+		response_body, duration_us, error, created_at)
+		SELECT ?, seq, org_id, ?, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?`,
+		a.ID, a.Number, a.URL, string(headers), a.StatusCode, a.ResponseBody, a.Duration.Microseconds(), a.Error,
+		us(a.CreatedAt), a.DeliveryID)
+	if err != nil {
+		return fmt.Errorf("insert attempt: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return hookd.NotFound("delivery", a.DeliveryID)
+	}
+	return nil
+}
+
+// CompleteDeliveries implements hookd.Store.
+func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		p := newPublisher(tx)
+		defer p.close()
+		for i := range outcomes {
+			o := &outcomes[i]
+			if err := insertAttempt(tx, &o.Attempt); err != nil {
+				if hookd.ErrorCode(err) == hookd.ENOTFOUND {
+					continue // the endpoint, and with it the delivery, was deleted meanwhile
+				}
+				return err
+			}
+			now := us(o.Attempt.CreatedAt)
+			res, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
+				next_attempt_at = ?, lease = NULL, lease_until = NULL, last_status_code = ?, last_error = ?, updated_at = ?
+				WHERE id = ? AND lease = ?`,
+				o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, o.DeliveryID, o.Lease)
+			if err != nil {
+				return fmt.Errorf("update delivery: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue // lease lost: another claim owns the delivery now
+			}
+			if o.DisableEndpoint != "" {
+				if err := disableEndpoint(tx, p, o, now); err != nil {
+					return err
+				}
+			}
+			for _, ev := range o.Emit {
+				if _, err := p.publish(ev); err != nil {
+					return fmt.Errorf("emit %s: %w", ev.Type, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("complete deliveries: %w", err)
+	}
+	return nil
+}
+
+// disableEndpoint disables the outcome's endpoint and, if it was enabled, emits
+// endpoint.disabled.
+func disableEndpoint(tx *sql.Tx, p *publisher, o *hookd.Outcome, now int64) error {
+	var endpointID, orgID, url string
+	err := tx.QueryRow(`UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ?
+		WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = ?) AND enabled = 1
+		RETURNING id, org_id, url`, o.DisableEndpoint, now, o.DeliveryID).Scan(&endpointID, &orgID, &url)
+	if err == sql.ErrNoRows {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("disable endpoint: %w", err)
+	}
+	delete(p.subs, orgID)
+	t := fromUS(now)
+	ev := hookd.NewEndpointDisabledEvent(ids.NewAt("evt", t), orgID, endpointID, url, o.DisableEndpoint, t)
+	if _, err := p.publish(ev); err != nil {
+		return fmt.Errorf("emit %s: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// ReleaseDeliveries implements hookd.Store.
+func (db *DB) ReleaseDeliveries(ctx context.Context, releases []hookd.Release) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		for _, r := range releases {
+			if _, err := tx.Exec(`UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?
+				WHERE id = ? AND lease = ?`, us(r.NextAttemptAt), r.DeliveryID, r.Lease); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release deliveries: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hookd/hookd"
+)
+
+const endpointColumns = `e.rowid, e.id, e.org_id, e.url, e.events, e.description, e.enabled, e.disabled_reason,
+	e.headers, e.signature_scheme, e.signature_header, e.payload, e.retry_max_attempts, e.retry_initial_us,
+	e.retry_max_us, e.rate_limit, e.max_in_flight, e.ordering, e.secret, e.previous_secret,
+	e.previous_secret_expires, e.created_at, e.updated_at`
+
+// scanEndpoint reads endpointColumns (preceded by extra destinations) into a new endpoint.
+func (db *DB) scanEndpoint(s scanner, extra ...any) (*hookd.Endpoint, int64, error) {
+	var (
+		e                         hookd.Endpoint
+		rowid                     int64
+		events, headers           string
+		retryInitial, retryMax    int64
+		secret, prev              []byte
+		prevExp, created, updated int64
+	)
+	dest := append(extra, &rowid, &e.ID, &e.OrgID, &e.URL, &events, &e.Description, &e.Enabled, &e.DisabledReason,
+		&headers, &e.SignatureScheme, &e.SignatureHeader, &e.Payload, &e.Retry.MaxAttempts, &retryInitial,
+		&retryMax, &e.RateLimit, &e.MaxInFlight, &e.Ordering, &secret, &prev, &prevExp, &created, &updated)
+	if err := s.Scan(dest...); err != nil {
+		return nil, 0, err
+	}
+	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
+		return nil, 0, fmt.Errorf("decode endpoint events: %w", err)
+	}
+	if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
+		return nil, 0, fmt.Errorf("decode endpoint headers: %w", err)
+	}
+	e.Retry.InitialInterval = time.Duration(retryInitial) * time.Microsecond
+	e.Retry.MaxInterval = time.Duration(retryMax) * time.Microsecond
+	plain, err := db.cfg.Sealer.Open(secret)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open endpoint secret: %w", err)
+	}
+	e.Secret = string(plain)
+	if len(prev) > 0 {
+		plain, err := db.cfg.Sealer.Open(prev)
+		if err != nil {
+			return nil, 0, fmt.Errorf("open endpoint previous secret: %w", err)
+		}
+		e.PreviousSecret = string(plain)
+	}
+	e.PreviousSecretExpires, e.CreatedAt, e.UpdatedAt = fromUS(prevExp), fromUS(created), fromUS(updated)
+	return &e, rowid, nil
+}
+
+// endpointArgs returns the values of every endpoint column after id and org_id, in
+// table order, with secrets sealed.
+func (db *DB) endpointArgs(e *hookd.Endpoint) ([]any, error) {
+	events, err := json.Marshal(e.Events)
+	if err != nil {
+		return nil, err
+	}
+	headers := e.Headers
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	hdr, err := json.Marshal(headers)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := db.cfg.Sealer.Seal([]byte(e.Secret))
+	if err != nil {
+		return nil, fmt.Errorf("seal secret: %w", err)
+	}
+	var prev []byte
+	if e.PreviousSecret != "" {
+		if prev, err = db.cfg.Sealer.Seal([]byte(e.PreviousSecret)); err != nil {
+			return nil, fmt.Errorf("seal secret: %w", err)
+		}
+	}
+	return []any{e.URL, string(events), e.Description, e.Enabled, e.DisabledReason, string(hdr),
+		e.SignatureScheme, e.SignatureHeader, e.Payload, e.Retry.MaxAttempts, e.Retry.InitialInterval.Microseconds(),
+		e.Retry.MaxInterval.Microseconds(), e.RateLimit, e.MaxInFlight, e.Ordering, secret, prev,
+		us(e.PreviousSecretExpires), us(e.CreatedAt), us(e.UpdatedAt)}, nil
+}
+
+// CreateEndpoint implements hookd.Store.
+func (db *DB) CreateEndpoint(ctx context.Context, e *hookd.Endpoint) error {
+	args, err := db.endpointArgs(e)
+	if err != nil {
+		return fmt.Errorf("create endpoint: %w", err)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRow(`SELECT 1 FROM organizations WHERE id = ?`, e.OrgID).Scan(&one); err != nil {
+			return notFoundIf(err, "organization", e.OrgID)
+		}
+		_, err := tx.Exec(`INSERT INTO endpoints (id, org_id, url, events, description, enabled, disabled_reason,
+			headers, signature_scheme, signature_header, payload, retry_max_attempts, retry_initial_us, retry_max_us,
+			rate_limit, max_in_flight, ordering, secret, previous_secret, previous_secret_expires, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append([]any{e.ID, e.OrgID}, args...)...)
+		if isUnique(err) {
+			return hookd.Errorf(hookd.ECONFLICT, "endpoint %q already exists", e.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create endpoint: %w", err)
+	}
+	return nil
+}
+
+// orgClause restricts a query to one organization unless orgID is "" (admin).
+func orgClause(col, orgID string, args []any) (string, []any) {
+	if orgID == "" {
+		return "", args
+	}
+	return " AND " + col + " = ?", append(args, orgID)
+}
+
+// Endpoint implements hookd.Store.
+func (db *DB) Endpoint(ctx context.Context, orgID, id string) (*hookd.Endpoint, error) {
+	where, args := orgClause("e.org_id", orgID, []any{id})
+	e, _, err := db.scanEndpoint(db.r.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM endpoints e WHERE e.id = ?`+where, args...))
+	if err != nil {
+		return nil, fmt.Errorf("get endpoint: %w", notFoundIf(err, "endpoint", id))
+	}
+	return e, nil
+}
+
+// ListEndpoints implements hookd.Store.
+func (db *DB) ListEndpoints(ctx context.Context, f hookd.EndpointFilter) ([]*hookd.Endpoint, string, error) {
+	after, err := decodeCursor(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := pageLimit(f.Page)
+	where, args := orgClause("e.org_id", f.OrgID, []any{after})
+	rows, err := db.r.QueryContext(ctx, `SELECT `+endpointColumns+` FROM endpoints e WHERE e.rowid > ?`+where+
+		` ORDER BY e.rowid LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []*hookd.Endpoint
+	var last int64
+	next := ""
+	for rows.Next() {
+		if len(out) == limit {
+			next = encodeCursor(last)
+			break
+		}
+		e, rowid, err := db.scanEndpoint(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list endpoints: %w", err)
+		}
+		out, last = append(out, e), rowid
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list endpoints: %w", err)
+	}
+	return out, next, nil
+}
+
+// UpdateEndpoint implements hookd.Store.
+func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hookd.Endpoint) error) (*hookd.Endpoint, error) {
+	var out *hookd.Endpoint
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		where, args := orgClause("e.org_id", orgID, []any{id})
+		e, _, err := db.scanEndpoint(tx.QueryRow(`SELECT `+endpointColumns+` FROM endpoints e WHERE e.id = ?`+where, args...))
+		if err != nil {
+			return notFoundIf(err, "endpoint", id)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+		vals, err := db.endpointArgs(e)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE endpoints SET url = ?, events = ?, description = ?, enabled = ?, disabled_reason = ?,
+			headers = ?, signature_scheme = ?, signature_header = ?, payload = ?, retry_max_attempts = ?, retry_initial_us = ?,
+			retry_max_us = ?, rate_limit = ?, max_in_flight = ?, ordering = ?, secret = ?, previous_secret = ?,
+			previous_secret_expires = ?, created_at = ?, updated_at = ? WHERE id = ?`, append(vals, e.ID)...); err != nil {
+			return err
+		}
+		out = e
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update endpoint: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteEndpoint implements hookd.Store.
+func (db *DB) DeleteEndpoint(ctx context.Context, orgID, id string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		where, args := orgClause("org_id", orgID, []any{id})
+		res, err := tx.Exec(`DELETE FROM endpoints WHERE id = ?`+where, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return hookd.NotFound("endpoint", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete endpoint: %w", err)
+	}
+	return nil
+}

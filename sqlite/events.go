@@ -1,0 +1,289 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+)
+
+// subscriber is what fan-out needs of an endpoint.
+type subscriber struct {
+	id      string
+	events  []string
+	enabled bool
+}
+
+// publisher fans events out inside one write transaction, caching each
+// organization's endpoints for the transaction's life.
+type publisher struct {
+	tx       *sql.Tx
+	subs     map[string][]subscriber
+	insertDl *sql.Stmt
+}
+
+func newPublisher(tx *sql.Tx) *publisher {
+	return &publisher{tx: tx, subs: map[string][]subscriber{}}
+}
+
+func (p *publisher) close() {
+	if p.insertDl != nil {
+		p.insertDl.Close()
+	}
+}
+
+func (p *publisher) subscribers(orgID string) ([]subscriber, error) {
+	if s, ok := p.subs[orgID]; ok {
+		return s, nil
+	}
+	var one int
+	if err := p.tx.QueryRow(`SELECT 1 FROM organizations WHERE id = ?`, orgID).Scan(&one); err != nil {
+		return nil, notFoundIf(err, "organization", orgID)
+	}
+	rows, err := p.tx.Query(`SELECT id, events, enabled FROM endpoints WHERE org_id = ? ORDER BY rowid`, orgID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	subs := []subscriber{}
+	for rows.Next() {
+		var s subscriber
+		var events string
+		if err := rows.Scan(&s.id, &events, &s.enabled); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(events), &s.events); err != nil {
+			return nil, fmt.Errorf("decode endpoint events: %w", err)
+		}
+		subs = append(subs, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	p.subs[orgID] = subs
+	return subs, nil
+}
+
+// existing returns the event stored under ev's id or idempotency key, or nil.
+func (p *publisher) existing(ev *hookd.Event) (*hookd.Event, int, error) {
+	q := `SELECT seq, org_id, id, type, data, idempotency_key, created_at FROM events WHERE org_id = ? AND id = ?`
+	args := []any{ev.OrgID, ev.ID}
+	if ev.IdempotencyKey != "" {
+		q += ` UNION ALL SELECT seq, org_id, id, type, data, idempotency_key, created_at FROM events WHERE org_id = ? AND idempotency_key = ?`
+		args = append(args, ev.OrgID, ev.IdempotencyKey)
+	}
+	old, seq, err := scanEvent(p.tx.QueryRow(q+` LIMIT 1`, args...))
+	if err == sql.ErrNoRows {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var n int
+	if err := p.tx.QueryRow(`SELECT COUNT(*) FROM deliveries WHERE event_seq = ?`, seq).Scan(&n); err != nil {
+		return nil, 0, err
+	}
+	return old, n, nil
+}
+
+// publish stores ev (unless it is a duplicate) and its deliveries.
+func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
+	subs, err := p.subscribers(ev.OrgID)
+	if err != nil {
+		return hookd.PublishResult{}, err
+	}
+	old, n, err := p.existing(ev)
+	if err != nil {
+		return hookd.PublishResult{}, err
+	}
+	if old != nil {
+		return hookd.PublishResult{Event: old, Deliveries: n, Duplicate: true}, nil
+	}
+	seq, err := p.insertEvent(ev)
+	if err != nil {
+		return hookd.PublishResult{}, err
+	}
+	for _, s := range subs {
+		ep := hookd.Endpoint{Events: s.events}
+		if !ep.Subscribes(ev.Type) {
+			continue
+		}
+		status := hookd.DeliveryPending
+		if !s.enabled {
+			status = hookd.DeliverySkipped
+		}
+		if err := p.insertDelivery(ids.NewAt("dlv", ev.CreatedAt), ev, seq, s.id, status); err != nil {
+			return hookd.PublishResult{}, err
+		}
+		n++
+	}
+	return hookd.PublishResult{Event: ev, Deliveries: n}, nil
+}
+
+func (p *publisher) insertEvent(ev *hookd.Event) (int64, error) {
+	var idem any
+	if ev.IdempotencyKey != "" {
+		idem = ev.IdempotencyKey
+	}
+	res, err := p.tx.Exec(`INSERT INTO events (org_id, id, type, data, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		ev.OrgID, ev.ID, ev.Type, []byte(ev.Data), idem, us(ev.CreatedAt))
+	if err != nil {
+		return 0, fmt.Errorf("insert event: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+func (p *publisher) insertDelivery(id string, ev *hookd.Event, eventSeq int64, endpointID, status string) error {
+	if p.insertDl == nil {
+		st, err := p.tx.Prepare(`INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		p.insertDl = st
+	}
+	t := us(ev.CreatedAt)
+	if _, err := p.insertDl.Exec(id, ev.OrgID, eventSeq, endpointID, status, t, t, t); err != nil {
+		return fmt.Errorf("insert delivery: %w", err)
+	}
+	return nil
+}
+
+// Publish implements hookd.Store.
+func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
+	var results []hookd.PublishResult
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		p := newPublisher(tx)
+		defer p.close()
+		results = make([]hookd.PublishResult, len(events))
+		for i, ev := range events {
+			r, err := p.publish(ev)
+			if err != nil {
+				return err
+			}
+			results[i] = r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	return results, nil
+}
+
+func scanEvent(s scanner) (*hookd.Event, int64, error) {
+	var ev hookd.Event
+	var seq, created int64
+	var idem sql.NullString
+	var data []byte
+	if err := s.Scan(&seq, &ev.OrgID, &ev.ID, &ev.Type, &data, &idem, &created); err != nil {
+		return nil, 0, err
+	}
+	ev.Data, ev.IdempotencyKey, ev.CreatedAt = data, idem.String, fromUS(created)
+	return &ev, seq, nil
+}
+
+// Event implements hookd.Store.
+func (db *DB) Event(ctx context.Context, orgID, id string) (*hookd.Event, []*hookd.Delivery, error) {
+	where, args := orgClause("org_id", orgID, []any{id})
+	ev, seq, err := scanEvent(db.r.QueryRowContext(ctx, `SELECT seq, org_id, id, type, data, idempotency_key, created_at
+		FROM events WHERE id = ?`+where+` ORDER BY seq DESC LIMIT 1`, args...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("get event: %w", notFoundIf(err, "event", id))
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries d JOIN events ev ON ev.seq = d.event_seq
+		WHERE d.event_seq = ? ORDER BY d.seq`, seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get event deliveries: %w", err)
+	}
+	defer rows.Close()
+	var ds []*hookd.Delivery
+	for rows.Next() {
+		d, _, err := scanDelivery(rows)
+		if err != nil {
+			return nil, nil, fmt.Errorf("get event deliveries: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("get event deliveries: %w", err)
+	}
+	return ev, ds, nil
+}
+
+// ListEvents implements hookd.Store.
+func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Event, string, error) {
+	before, err := decodeCursor(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	if before == 0 {
+		before = 1<<63 - 1
+	}
+	limit := pageLimit(f.Page)
+	q := `SELECT seq, org_id, id, type, data, idempotency_key, created_at FROM events WHERE seq < ?`
+	args := []any{before}
+	if f.OrgID != "" {
+		q, args = q+` AND org_id = ?`, append(args, f.OrgID)
+	}
+	if f.Type != "" {
+		q, args = q+` AND type = ?`, append(args, f.Type)
+	}
+	if !f.Since.IsZero() {
+		q, args = q+` AND created_at >= ?`, append(args, us(f.Since))
+	}
+	rows, err := db.r.QueryContext(ctx, q+` ORDER BY seq DESC LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []*hookd.Event
+	var last int64
+	next := ""
+	for rows.Next() {
+		if len(out) == limit {
+			next = encodeCursor(last)
+			break
+		}
+		ev, seq, err := scanEvent(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list events: %w", err)
+		}
+		out, last = append(out, ev), seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	return out, next, nil
+}
+
+// RecordTest implements hookd.Store.
+func (db *DB) RecordTest(ctx context.Context, ev *hookd.Event, d *hookd.Delivery, a *hookd.Attempt) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		p := newPublisher(tx)
+		defer p.close()
+		var one int
+		if err := tx.QueryRow(`SELECT 1 FROM endpoints WHERE id = ? AND org_id = ?`, d.EndpointID, d.OrgID).Scan(&one); err != nil {
+			return notFoundIf(err, "endpoint", d.EndpointID)
+		}
+		seq, err := p.insertEvent(ev)
+		if err != nil {
+			return err
+		}
+		if err := p.insertDelivery(d.ID, ev, seq, d.EndpointID, d.Status); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE deliveries SET attempts = 1, cycle_attempts = 1, last_status_code = ?, last_error = ?,
+			updated_at = ? WHERE id = ?`, a.StatusCode, a.Error, us(a.CreatedAt), d.ID); err != nil {
+			return err
+		}
+		return insertAttempt(tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("record test delivery: %w", err)
+	}
+	return nil
+}

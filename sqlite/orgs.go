@@ -1,0 +1,85 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/hookd/hookd"
+)
+
+// CreateOrganization implements hookd.Store.
+func (db *DB) CreateOrganization(ctx context.Context, o *hookd.Organization) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO organizations (id, name, monthly_quota, created_at) VALUES (?, ?, ?, ?)`,
+			o.ID, o.Name, o.MonthlyQuota, us(o.CreatedAt))
+		if isUnique(err) {
+			return hookd.Errorf(hookd.ECONFLICT, "organization %q already exists", o.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create organization: %w", err)
+	}
+	return nil
+}
+
+// Organization implements hookd.Store.
+func (db *DB) Organization(ctx context.Context, id string) (*hookd.Organization, error) {
+	var o hookd.Organization
+	var created int64
+	err := db.r.QueryRowContext(ctx, `SELECT id, name, monthly_quota, created_at FROM organizations WHERE id = ?`, id).
+		Scan(&o.ID, &o.Name, &o.MonthlyQuota, &created)
+	if err != nil {
+		return nil, fmt.Errorf("get organization: %w", notFoundIf(err, "organization", id))
+	}
+	o.CreatedAt = fromUS(created)
+	return &o, nil
+}
+
+// CreateAPIKey implements hookd.Store.
+func (db *DB) CreateAPIKey(ctx context.Context, k *hookd.APIKey) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var org any
+		if k.OrgID != "" {
+			org = k.OrgID
+			var one int
+			if err := tx.QueryRow(`SELECT 1 FROM organizations WHERE id = ?`, k.OrgID).Scan(&one); err != nil {
+				return notFoundIf(err, "organization", k.OrgID)
+			}
+		}
+		_, err := tx.Exec(`INSERT INTO api_keys (id, org_id, hash, created_at) VALUES (?, ?, ?, ?)`,
+			k.ID, org, k.Hash, us(k.CreatedAt))
+		if isUnique(err) {
+			return hookd.Errorf(hookd.ECONFLICT, "key already exists")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create api key: %w", err)
+	}
+	return nil
+}
+
+// APIKeyByHash implements hookd.Store.
+func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*hookd.APIKey, error) {
+	var k hookd.APIKey
+	var org sql.NullString
+	var created int64
+	err := db.r.QueryRowContext(ctx, `SELECT id, org_id, hash, created_at FROM api_keys WHERE hash = ?`, hash).
+		Scan(&k.ID, &org, &k.Hash, &created)
+	if err != nil {
+		return nil, fmt.Errorf("get api key: %w", notFoundIf(err, "key", "…"))
+	}
+	k.OrgID, k.CreatedAt = org.String, fromUS(created)
+	return &k, nil
+}
+
+// CountAdminKeys implements hookd.Store.
+func (db *DB) CountAdminKeys(ctx context.Context) (int, error) {
+	var n int
+	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_keys WHERE org_id IS NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count admin keys: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,73 @@
+package sqlite
+
+import (
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"time"
+
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/hookd/hookd"
+)
+
+// Times are stored as Unix microseconds.
+func us(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromUS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// Cursors are the opaque form of the last row's sequence number.
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	if c == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		var n int64
+		if n, err = strconv.ParseInt(string(b), 10, 64); err == nil && n > 0 {
+			return n, nil
+		}
+	}
+	return 0, hookd.FieldError("cursor", "is not a cursor returned by this list")
+}
+
+func pageLimit(p hookd.Page) int {
+	switch {
+	case p.Limit <= 0:
+		return hookd.DefaultPageLimit
+	case p.Limit > hookd.MaxPageLimit:
+		return hookd.MaxPageLimit
+	}
+	return p.Limit
+}
+
+func isUnique(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+func notFoundIf(err error, kind, id string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return hookd.NotFound(kind, id)
+	}
+	return err
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }

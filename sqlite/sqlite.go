@@ -1,0 +1,236 @@
+// Package sqlite is hookd's embedded store: a hookd.Store on one SQLite file (pure
+// Go, no cgo) in WAL mode, with every write going through one writer goroutine that
+// commits concurrent writes together (group commit).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sync"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+
+	"github.com/hookd/hookd"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var _ hookd.Store = (*DB)(nil)
+
+// Sealer encrypts secrets at rest; see package secret.
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
+}
+
+// Config configures Open.
+type Config struct {
+	// Path is the database file; it is created if missing. Required.
+	Path string
+	// Sealer seals endpoint secrets. Required.
+	Sealer Sealer
+	// MaxBatch caps how many writes share one transaction. Default 512.
+	MaxBatch int
+	// Readers is the size of the read connection pool. Default 8.
+	Readers int
+}
+
+// DB is a hookd.Store on SQLite. It assumes it is the only process using the file
+// (the caller holds the data directory's lock): Open releases every lease left by a
+// previous run, so deliveries interrupted by a crash resume at once.
+type DB struct {
+	cfg Config
+	w   *sql.DB // one connection, used only by the writer goroutine
+	r   *sql.DB // read-only pool
+
+	mu     sync.RWMutex // guards closed against sends on ops
+	closed bool
+	ops    chan writeOp
+	done   chan struct{}
+}
+
+type writeOp struct {
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
+var errClosed = errors.New("sqlite: store is closed")
+
+// Open opens (creating and migrating if needed) the database at cfg.Path and starts
+// its writer. Call Close to stop it.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("sqlite: Config.Path is required")
+	}
+	if cfg.Sealer == nil {
+		return nil, errors.New("sqlite: Config.Sealer is required")
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 512
+	}
+	if cfg.Readers <= 0 {
+		cfg.Readers = 8
+	}
+	dsn := func(extra string) string {
+		return "file:" + url.PathEscape(cfg.Path) + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+			"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" + extra
+	}
+	w, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite writer: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn("&_pragma=query_only(1)"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite readers: %w", err)
+	}
+	r.SetMaxOpenConns(cfg.Readers)
+	r.SetMaxIdleConns(cfg.Readers)
+	db := &DB{cfg: cfg, w: w, r: r, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	if _, err := w.ExecContext(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL
+		WHERE status = 'pending' AND lease IS NOT NULL`); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("release leases of the previous run: %w", err)
+	}
+	go db.writeLoop()
+	return db, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	return nil
+}
+
+// Close stops the writer after the writes already submitted and closes the database.
+// It is safe to call more than once.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.ops)
+	db.mu.Unlock()
+	<-db.done
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// Ping checks that both the reader pool and the writer answer.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite: %w", err)
+	}
+	return db.write(ctx, func(tx *sql.Tx) error { return nil })
+}
+
+// write runs fn in a write transaction shared with other concurrent writes and
+// returns once that transaction is committed (nil) or fn's changes are rolled back
+// (fn's error, or the commit's). fn must not block on anything but the database.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	op := writeOp{fn: fn, done: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case db.ops <- op:
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		return ctx.Err()
+	}
+	db.mu.RUnlock()
+	return <-op.done
+}
+
+func (db *DB) writeLoop() {
+	defer close(db.done)
+	for op := range db.ops {
+		batch := []writeOp{op}
+	fill:
+		for len(batch) < db.cfg.MaxBatch {
+			select {
+			case op, ok := <-db.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		db.runBatch(batch)
+	}
+}
+
+// runBatch runs every op of batch in one transaction, each inside a savepoint so that
+// one op's failure undoes only its own changes, and commits once.
+func (db *DB) runBatch(batch []writeOp) {
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	finish := func(shared error) {
+		for i, op := range batch {
+			if shared != nil {
+				op.done <- shared
+			} else {
+				op.done <- errs[i]
+			}
+		}
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		finish(fmt.Errorf("begin: %w", err))
+		return
+	}
+	for i, op := range batch {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		errs[i] = op.fn(tx)
+		if errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+				tx.Rollback()
+				finish(fmt.Errorf("rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		finish(fmt.Errorf("commit: %w", err))
+		return
+	}
+	finish(nil)
+}

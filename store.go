@@ -1,0 +1,142 @@
+package hookd
+
+import (
+	"context"
+	"time"
+)
+
+// Page selects one page of a list: at most Limit items after the opaque Cursor
+// returned with the previous page ("" for the first page). Lists are newest first.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// List limits.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 500
+)
+
+// EndpointFilter selects endpoints. An empty OrgID means every organization (admin).
+type EndpointFilter struct {
+	OrgID string
+	Page
+}
+
+// EventFilter selects events. Zero fields do not filter.
+type EventFilter struct {
+	OrgID string
+	Type  string
+	Since time.Time
+	Page
+}
+
+// DeliveryFilter selects deliveries. Zero fields do not filter.
+type DeliveryFilter struct {
+	OrgID      string
+	EndpointID string
+	EventID    string
+	Status     string
+	Page
+}
+
+// PublishResult is the fate of one published event.
+type PublishResult struct {
+	Event      *Event // the stored event: the original one for a duplicate
+	Deliveries int    // deliveries the event has
+	Duplicate  bool   // the id or idempotency key was already used in the organization
+}
+
+// ClaimParams says which due deliveries to lease.
+type ClaimParams struct {
+	Owner   string        // the claiming engine, for diagnostics
+	Limit   int           // at most this many
+	Now     time.Time     // deliveries due at or before Now, whose lease expired before Now
+	Lease   time.Duration // how long the claim is exclusive
+	Exclude []string      // endpoint ids not to claim for (saturated or rate-limited)
+}
+
+// Release returns a claimed delivery unattempted, due again at NextAttemptAt.
+type Release struct {
+	DeliveryID    string
+	Lease         string
+	NextAttemptAt time.Time
+}
+
+// ReplayParams selects an endpoint's deliveries to re-queue.
+type ReplayParams struct {
+	OrgID      string    // "" = any (admin)
+	EndpointID string    //
+	Since      time.Time // deliveries created at or after Since
+	Until      time.Time // and before Until (zero = no bound)
+	Status     string    // only deliveries in this status ("" = every status but pending)
+	Now        time.Time // when they become due
+}
+
+// Store is hookd's one storage seam. Every method is safe for concurrent use. A method
+// that takes an orgID treats "" as "any organization" (the admin key's view) and
+// answers ENOTFOUND for objects of another organization. Every write is durable
+// (committed) when the method returns nil.
+type Store interface {
+	// CreateOrganization stores o. ECONFLICT if its id is taken.
+	CreateOrganization(ctx context.Context, o *Organization) error
+	// Organization returns the organization with id. ENOTFOUND if none.
+	Organization(ctx context.Context, id string) (*Organization, error)
+
+	// CreateAPIKey stores k. ENOTFOUND if k.OrgID names no organization.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// APIKeyByHash returns the key with that hash. ENOTFOUND if none.
+	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	// CountAdminKeys returns how many admin keys exist.
+	CountAdminKeys(ctx context.Context) (int, error)
+
+	// CreateEndpoint stores e, sealing its secrets. ENOTFOUND if its organization does not exist.
+	CreateEndpoint(ctx context.Context, e *Endpoint) error
+	// Endpoint returns an endpoint with its secrets opened. ENOTFOUND if none.
+	Endpoint(ctx context.Context, orgID, id string) (*Endpoint, error)
+	// ListEndpoints returns a page of endpoints, oldest first, and the next cursor ("" at the end).
+	ListEndpoints(ctx context.Context, f EndpointFilter) ([]*Endpoint, string, error)
+	// UpdateEndpoint applies fn to the endpoint inside one transaction and stores the
+	// result; fn must not block. It returns fn's error unchanged, or ENOTFOUND.
+	UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*Endpoint) error) (*Endpoint, error)
+	// DeleteEndpoint removes an endpoint and its deliveries. ENOTFOUND if none.
+	DeleteEndpoint(ctx context.Context, orgID, id string) error
+
+	// Publish stores events and their deliveries atomically: each event whose id (or
+	// idempotency key) is new in its organization gets a pending delivery for every
+	// enabled endpoint subscribed to its type and a skipped one for every disabled
+	// one; a duplicate creates nothing and returns the original. ENOTFOUND if an
+	// event's organization does not exist; then nothing is stored.
+	Publish(ctx context.Context, events []*Event) ([]PublishResult, error)
+	// Event returns an event and its deliveries. ENOTFOUND if none.
+	Event(ctx context.Context, orgID, id string) (*Event, []*Delivery, error)
+	// ListEvents returns a page of events, newest first.
+	ListEvents(ctx context.Context, f EventFilter) ([]*Event, string, error)
+
+	// Delivery returns a delivery and its attempts, oldest first. ENOTFOUND if none.
+	Delivery(ctx context.Context, orgID, id string) (*Delivery, []*Attempt, error)
+	// ListDeliveries returns a page of deliveries, newest first.
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, string, error)
+	// RetryDelivery makes a delivery pending and due at now, with a fresh retry budget.
+	RetryDelivery(ctx context.Context, orgID, id string, now time.Time) (*Delivery, error)
+	// Replay re-queues an endpoint's deliveries selected by p and returns how many.
+	Replay(ctx context.Context, p ReplayParams) (int, error)
+	// RecordTest stores a test event sent to one endpoint, its delivery and its attempt.
+	RecordTest(ctx context.Context, ev *Event, d *Delivery, a *Attempt) error
+
+	// ClaimDeliveries leases up to p.Limit due, unleased pending deliveries of
+	// enabled endpoints, oldest due first. For a FIFO endpoint only its oldest pending
+	// delivery can be claimed, and only when no other of its deliveries is leased.
+	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]*Claim, error)
+	// CompleteDeliveries records attempts and the deliveries' new states atomically. An
+	// outcome whose lease was lost records its attempt but leaves the delivery alone.
+	CompleteDeliveries(ctx context.Context, outcomes []Outcome) error
+	// ReleaseDeliveries ends leases without an attempt.
+	ReleaseDeliveries(ctx context.Context, releases []Release) error
+
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
