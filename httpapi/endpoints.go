@@ -3,12 +3,15 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"time"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/signature"
 )
 
@@ -192,11 +195,24 @@ func (s *Server) validateEndpoint(ctx context.Context, e *hookd.Endpoint, checkU
 		return hookd.FieldError("secret", "%v", err)
 	}
 	if checkURL {
-		if _, err := s.cfg.Policy.CheckURL(ctx, e.URL); err != nil {
-			return hookd.FieldError("url", "%v", err)
-		}
+		return s.checkURL(ctx, e.URL)
 	}
 	return nil
+}
+
+// checkURL applies the target policy to a URL being saved: a refused target is the
+// caller's invalid_field; any other failure (such as a cancelled request) is not.
+func (s *Server) checkURL(ctx context.Context, raw string) error {
+	_, err := s.cfg.Policy.CheckURL(ctx, raw)
+	var te *netguard.TargetError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te):
+		return &hookd.Error{Code: hookd.EINVALID, Field: "url", Message: te.Reason}
+	default:
+		return fmt.Errorf("check url: %w", err)
+	}
 }
 
 func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -278,8 +294,8 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request, p princip
 		if _, err := s.cfg.Store.Endpoint(r.Context(), p.orgID, id); err != nil {
 			return err
 		}
-		if _, err := s.cfg.Policy.CheckURL(r.Context(), *req.URL); err != nil {
-			return hookd.FieldError("url", "%v", err)
+		if err := s.checkURL(r.Context(), *req.URL); err != nil {
+			return err
 		}
 	}
 	e, err := s.cfg.Store.UpdateEndpoint(r.Context(), p.orgID, id, func(e *hookd.Endpoint) error {

@@ -1,0 +1,25 @@
+# hookd — the two commands: `make run` (or `go run ./cmd/hookd serve`) and `make test`.
+
+GO ?= go
+
+.PHONY: test vet build run bench fmt
+
+## test: vet, then every test with the race detector.
+test: vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+vet:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o bin/hookd ./cmd/hookd
+
+run:
+	$(GO) run ./cmd/hookd serve --dev
+
+## bench: the engine and store benchmarks (quote medians: run with COUNT=10 and benchstat).
+COUNT ?= 6
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./delivery ./sqlite
