@@ -1,0 +1,133 @@
+package delivery
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd"
+)
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"0", 0},
+		{"7", 7 * time.Second},
+		{" 120 ", 120 * time.Second},
+		{"-3", 0},
+		{"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	}
+	for _, tt := range tests {
+		if got := parseRetryAfter(tt.in, now); got != tt.want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	e, err := New(Config{Store: nopStore{}, Retry: hookd.RetryPolicy{MaxAttempts: 3, InitialInterval: 10 * time.Second, MaxInterval: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	claim := func(cycle int, typ string) *hookd.Claim {
+		return &hookd.Claim{
+			Delivery: hookd.Delivery{ID: "dlv_1", OrgID: "o", EventID: "e1", EventType: typ, EndpointID: "ep_1", CycleAttempts: cycle, Attempts: cycle},
+			Event:    hookd.Event{ID: "e1", Type: typ},
+			Lease:    "L",
+		}
+	}
+	res := func(status int, errText string, retryAfter time.Duration) result {
+		return result{attempt: hookd.Attempt{StatusCode: status, Error: errText, CreatedAt: start}, retryAfter: retryAfter}
+	}
+	tests := []struct {
+		name      string
+		c         *hookd.Claim
+		r         result
+		status    string
+		minWait   time.Duration
+		maxWait   time.Duration
+		disable   bool
+		emitTypes string
+	}{
+		{"success", claim(0, "a.b"), res(200, "", 0), hookd.DeliverySucceeded, 0, 0, false, ""},
+		{"first failure backs off", claim(0, "a.b"), res(500, "boom", 0), hookd.DeliveryPending, 8 * time.Second, 12 * time.Second, false, ""},
+		{"second failure backs off 6x", claim(1, "a.b"), res(500, "boom", 0), hookd.DeliveryPending, 48 * time.Second, time.Minute, false, ""},
+		{"exhausted emits delivery.failed", claim(2, "a.b"), res(500, "boom", 0), hookd.DeliveryFailed, 0, 0, false, hookd.EventDeliveryFailed},
+		{"exhausted operational event emits nothing", claim(2, hookd.EventDeliveryFailed), res(500, "boom", 0), hookd.DeliveryFailed, 0, 0, false, ""},
+		{"410 disables", claim(0, "a.b"), res(410, "gone", 0), hookd.DeliveryFailed, 0, 0, true, ""},
+		{"retry-after honoured", claim(0, "a.b"), res(429, "slow down", 30*time.Second), hookd.DeliveryPending, 30 * time.Second, 30 * time.Second, false, ""},
+		{"retry-after capped", claim(0, "a.b"), res(503, "busy", time.Hour), hookd.DeliveryPending, time.Minute, time.Minute, false, ""},
+		{"network error retried", claim(0, "a.b"), res(0, "connection refused", 0), hookd.DeliveryPending, 8 * time.Second, 12 * time.Second, false, ""},
+	}
+	for _, tt := range tests {
+		out := e.decide(tt.c, tt.r)
+		if out.Status != tt.status {
+			t.Errorf("%s: status = %q, want %q", tt.name, out.Status, tt.status)
+		}
+		if tt.status == hookd.DeliveryPending {
+			wait := out.NextAttemptAt.Sub(start)
+			if wait < tt.minWait || wait > tt.maxWait {
+				t.Errorf("%s: wait = %v, want in [%v, %v]", tt.name, wait, tt.minWait, tt.maxWait)
+			}
+		}
+		if (out.DisableEndpoint != "") != tt.disable {
+			t.Errorf("%s: DisableEndpoint = %q, want set=%v", tt.name, out.DisableEndpoint, tt.disable)
+		}
+		var types []string
+		for _, ev := range out.Emit {
+			types = append(types, ev.Type)
+		}
+		if got := strings.Join(types, ","); got != tt.emitTypes {
+			t.Errorf("%s: emitted %q, want %q", tt.name, got, tt.emitTypes)
+		}
+		if out.Lease != "L" || out.DeliveryID != "dlv_1" {
+			t.Errorf("%s: outcome lost its delivery or lease: %+v", tt.name, out)
+		}
+	}
+}
+
+func TestMaskHeaders(t *testing.T) {
+	t.Parallel()
+	h := http.Header{}
+	h.Set("X-Webhook-Secret", "s3cret-value-123456")
+	h.Set("Authorization", "Bearer abc")
+	h.Set("X-Api-Token", "t")
+	h.Set("X-Team", "billing")
+	h.Set("Webhook-Signature", "v1,abc")
+	ep := &hookd.Endpoint{SignatureScheme: "shared-secret"}
+	got := maskHeaders(h, ep)
+	want := map[string]string{
+		"X-Webhook-Secret": "********", "Authorization": "********", "X-Api-Token": "********",
+		"X-Team": "billing", "Webhook-Signature": "v1,abc",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("maskHeaders()[%q] = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestBody(t *testing.T) {
+	t.Parallel()
+	ev := &hookd.Event{ID: "e1", OrgID: "acme", Type: "a.b", Data: []byte(`{"x":  1, "y": [1, 2]}`),
+		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	raw, _ := Body(ev, hookd.PayloadRaw)
+	if string(raw) != `{"x":  1, "y": [1, 2]}` {
+		t.Errorf("Body(raw) = %s, want the data byte for byte", raw)
+	}
+	env, _ := Body(ev, hookd.PayloadEnvelope)
+	want := `{"id":"e1","type":"a.b","timestamp":"2026-01-02T03:04:05Z","organization":"acme","data":{"x":1,"y":[1,2]}}`
+	if string(env) != want {
+		t.Errorf("Body(envelope) = %s, want %s", env, want)
+	}
+}
