@@ -80,7 +80,9 @@ func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*ho
 		q, args = q+` AND d.endpoint_id = ?`, append(args, f.EndpointID)
 	}
 	if f.EventID != "" {
-		q, args = q+` AND ev.id = ?`, append(args, f.EventID)
+		// Through deliveries_event: the event's few deliveries, not a walk of the log.
+		sub, subArgs := orgClause("org_id", f.OrgID, []any{f.EventID})
+		q, args = q+` AND d.event_seq IN (SELECT seq FROM events WHERE id = ?`+sub+`)`, append(args, subArgs...)
 	}
 	if f.Status != "" {
 		q, args = q+` AND d.status = ?`, append(args, f.Status)
