@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -86,7 +87,7 @@ func (c *serveCmd) Run(rc runContext) error {
 	if err := a.Start(rc.ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(rc.stdout, "hookd %s listening on http://%s\n", app.Version, a.Addr())
+	fmt.Fprintf(rc.stdout, "hookd %s listening on %s\n", app.Version, displayURL(a.Addr()))
 	if a.AdminKeyFile != "" {
 		abs, _ := filepath.Abs(a.AdminKeyFile)
 		fmt.Fprintf(rc.stdout, "admin key written to %s\n", abs)
@@ -102,4 +103,17 @@ func (c *serveCmd) Run(rc runContext) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
 	return a.Stop(ctx)
+}
+
+// displayURL turns a listen address into a URL to show: an unspecified host
+// (":8080", "[::]:8080") is shown as localhost, noting every interface.
+func displayURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "http://localhost:" + port + " (all interfaces)"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
