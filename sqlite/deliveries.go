@@ -22,8 +22,17 @@ func scanDelivery(s scanner, extra ...any) (*hookd.Delivery, int64, error) {
 	if err := s.Scan(dest...); err != nil {
 		return nil, 0, err
 	}
-	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromUS(next), fromUS(created), fromUS(updated)
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = nextAttempt(next), fromUS(created), fromUS(updated)
 	return &d, seq, nil
+}
+
+// nextAttempt reads next_attempt_at: the zero time for a parked delivery, whose
+// time depends on the deliveries ahead of it.
+func nextAttempt(v int64) time.Time {
+	if v == parked {
+		return time.Time{}
+	}
+	return fromUS(v)
 }
 
 // Delivery implements hookd.Store.
@@ -114,7 +123,7 @@ func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*ho
 
 // RetryDelivery implements hookd.Store.
 func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time) (*hookd.Delivery, error) {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		where, args := orgClause("org_id", orgID, []any{us(now), us(now), id})
 		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
 			WHERE id = ?`+where, args...)
@@ -136,7 +145,7 @@ func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time
 // Replay implements hookd.Store.
 func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		where, args := orgClause("org_id", p.OrgID, []any{p.EndpointID})
 		var one int
 		if err := tx.QueryRow(`SELECT 1 FROM endpoints WHERE id = ?`+where, args...).Scan(&one); err != nil {
@@ -177,7 +186,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 	}
 	lease := ids.New("lease")
 	var claims []*hookd.Claim
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx wtx) error {
 		claims = claims[:0]
 		now := us(p.Now)
 		rows, err := tx.Query(`SELECT `+deliveryColumns+`, ev.data, ev.created_at, `+endpointColumns+`
@@ -187,11 +196,13 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 			WHERE d.status = 'pending' AND d.next_attempt_at <= ?
 			  AND (d.lease_until IS NULL OR d.lease_until <= ?)
 			  AND e.enabled = 1
-			  AND (e.ordering <> 'fifo' OR d.seq = (SELECT MIN(h.seq) FROM deliveries h
-			       WHERE h.endpoint_id = d.endpoint_id AND h.status = 'pending'))
+			  AND (e.ordering <> 'fifo' OR (
+			       d.seq = (SELECT MIN(h.seq) FROM deliveries h WHERE h.endpoint_id = d.endpoint_id AND h.status = 'pending')
+			       AND NOT EXISTS (SELECT 1 FROM deliveries l WHERE l.endpoint_id = d.endpoint_id
+			                       AND l.lease IS NOT NULL AND l.lease_until > ?)))
 			  AND d.endpoint_id NOT IN (SELECT value FROM json_each(?))
 			ORDER BY d.next_attempt_at
-			LIMIT ?`, now, now, string(exclude), p.Limit)
+			LIMIT ?`, now, now, now, string(exclude), p.Limit)
 		if err != nil {
 			return err
 		}
@@ -242,12 +253,12 @@ func scanDeliveryThenEndpoint(db *DB, rows *sql.Rows, c *hookd.Claim, data *[]by
 	if err != nil {
 		return nil, 0, err
 	}
-	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromUS(next), fromUS(created), fromUS(updated)
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = nextAttempt(next), fromUS(created), fromUS(updated)
 	c.Endpoint = *e
 	return &d, seq, nil
 }
 
-func insertAttempt(tx *sql.Tx, a *hookd.Attempt) error {
+func insertAttempt(tx wtx, a *hookd.Attempt) error {
 	headers, err := json.Marshal(a.RequestHeaders)
 	if err != nil {
 		return err
@@ -268,9 +279,8 @@ func insertAttempt(tx *sql.Tx, a *hookd.Attempt) error {
 
 // CompleteDeliveries implements hookd.Store.
 func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		p := newPublisher(tx)
-		defer p.close()
 		for i := range outcomes {
 			o := &outcomes[i]
 			if err := insertAttempt(tx, &o.Attempt); err != nil {
@@ -280,15 +290,21 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 				return err
 			}
 			now := us(o.Attempt.CreatedAt)
-			res, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
+			var endpointID string
+			err := tx.QueryRow(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
 				next_attempt_at = ?, lease = NULL, lease_until = NULL, last_status_code = ?, last_error = ?, updated_at = ?
-				WHERE id = ? AND lease = ?`,
-				o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, o.DeliveryID, o.Lease)
+				WHERE id = ? AND lease = ? RETURNING endpoint_id`,
+				o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, o.DeliveryID, o.Lease).Scan(&endpointID)
+			if err == sql.ErrNoRows {
+				continue // lease lost: another claim owns the delivery now
+			}
 			if err != nil {
 				return fmt.Errorf("update delivery: %w", err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue // lease lost: another claim owns the delivery now
+			if o.Status != hookd.DeliveryPending {
+				if err := promote(tx, endpointID, now); err != nil {
+					return err
+				}
 			}
 			if o.DisableEndpoint != "" {
 				if err := disableEndpoint(tx, p, o, now); err != nil {
@@ -309,9 +325,21 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 	return nil
 }
 
+// promote makes the oldest pending delivery of a FIFO endpoint due now if it was
+// parked behind a delivery that just finished. Unordered endpoints have no parked
+// deliveries, so for them this is one index probe that changes nothing.
+func promote(tx wtx, endpointID string, now int64) error {
+	if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ?
+		WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = ? AND status = 'pending') AND next_attempt_at = ?`,
+		now, endpointID, parked); err != nil {
+		return fmt.Errorf("promote next fifo delivery: %w", err)
+	}
+	return nil
+}
+
 // disableEndpoint disables the outcome's endpoint and, if it was enabled, emits
 // endpoint.disabled.
-func disableEndpoint(tx *sql.Tx, p *publisher, o *hookd.Outcome, now int64) error {
+func disableEndpoint(tx wtx, p *publisher, o *hookd.Outcome, now int64) error {
 	var endpointID, orgID, url string
 	err := tx.QueryRow(`UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ?
 		WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = ?) AND enabled = 1
@@ -333,7 +361,7 @@ func disableEndpoint(tx *sql.Tx, p *publisher, o *hookd.Outcome, now int64) erro
 
 // ReleaseDeliveries implements hookd.Store.
 func (db *DB) ReleaseDeliveries(ctx context.Context, releases []hookd.Release) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		for _, r := range releases {
 			if _, err := tx.Exec(`UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?
 				WHERE id = ? AND lease = ?`, us(r.NextAttemptAt), r.DeliveryID, r.Lease); err != nil {

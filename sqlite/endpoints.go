@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -92,7 +91,7 @@ func (db *DB) CreateEndpoint(ctx context.Context, e *hookd.Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("create endpoint: %w", err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx wtx) error {
 		var one int
 		if err := tx.QueryRow(`SELECT 1 FROM organizations WHERE id = ?`, e.OrgID).Scan(&one); err != nil {
 			return notFoundIf(err, "organization", e.OrgID)
@@ -167,14 +166,22 @@ func (db *DB) ListEndpoints(ctx context.Context, f hookd.EndpointFilter) ([]*hoo
 // UpdateEndpoint implements hookd.Store.
 func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hookd.Endpoint) error) (*hookd.Endpoint, error) {
 	var out *hookd.Endpoint
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		where, args := orgClause("e.org_id", orgID, []any{id})
 		e, _, err := db.scanEndpoint(tx.QueryRow(`SELECT `+endpointColumns+` FROM endpoints e WHERE e.id = ?`+where, args...))
 		if err != nil {
 			return notFoundIf(err, "endpoint", id)
 		}
+		wasFIFO := e.Ordering == hookd.OrderingFIFO
 		if err := fn(e); err != nil {
 			return err
+		}
+		if wasFIFO && e.Ordering != hookd.OrderingFIFO {
+			// No longer ordered: what waited behind the head is due now.
+			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ? WHERE endpoint_id = ? AND status = 'pending'
+				AND next_attempt_at = ?`, us(e.UpdatedAt), e.ID, parked); err != nil {
+				return fmt.Errorf("unpark deliveries: %w", err)
+			}
 		}
 		vals, err := db.endpointArgs(e)
 		if err != nil {
@@ -197,7 +204,7 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 
 // DeleteEndpoint implements hookd.Store.
 func (db *DB) DeleteEndpoint(ctx context.Context, orgID, id string) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		where, args := orgClause("org_id", orgID, []any{id})
 		res, err := tx.Exec(`DELETE FROM endpoints WHERE id = ?`+where, args...)
 		if err != nil {

@@ -15,24 +15,18 @@ type subscriber struct {
 	id      string
 	events  []string
 	enabled bool
+	fifo    bool
 }
 
 // publisher fans events out inside one write transaction, caching each
 // organization's endpoints for the transaction's life.
 type publisher struct {
-	tx       *sql.Tx
-	subs     map[string][]subscriber
-	insertDl *sql.Stmt
+	tx   wtx
+	subs map[string][]subscriber
 }
 
-func newPublisher(tx *sql.Tx) *publisher {
+func newPublisher(tx wtx) *publisher {
 	return &publisher{tx: tx, subs: map[string][]subscriber{}}
-}
-
-func (p *publisher) close() {
-	if p.insertDl != nil {
-		p.insertDl.Close()
-	}
 }
 
 func (p *publisher) subscribers(orgID string) ([]subscriber, error) {
@@ -43,7 +37,7 @@ func (p *publisher) subscribers(orgID string) ([]subscriber, error) {
 	if err := p.tx.QueryRow(`SELECT 1 FROM organizations WHERE id = ?`, orgID).Scan(&one); err != nil {
 		return nil, notFoundIf(err, "organization", orgID)
 	}
-	rows, err := p.tx.Query(`SELECT id, events, enabled FROM endpoints WHERE org_id = ? ORDER BY rowid`, orgID)
+	rows, err := p.tx.Query(`SELECT id, events, enabled, ordering = 'fifo' FROM endpoints WHERE org_id = ? ORDER BY rowid`, orgID)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +46,7 @@ func (p *publisher) subscribers(orgID string) ([]subscriber, error) {
 	for rows.Next() {
 		var s subscriber
 		var events string
-		if err := rows.Scan(&s.id, &events, &s.enabled); err != nil {
+		if err := rows.Scan(&s.id, &events, &s.enabled, &s.fifo); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(events), &s.events); err != nil {
@@ -115,7 +109,13 @@ func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
 		if !s.enabled {
 			status = hookd.DeliverySkipped
 		}
-		if err := p.insertDelivery(ids.NewAt("dlv", ev.CreatedAt), ev, seq, s.id, status); err != nil {
+		next := us(ev.CreatedAt)
+		if s.fifo && status == hookd.DeliveryPending {
+			if next, err = p.fifoNext(s.id, next); err != nil {
+				return hookd.PublishResult{}, err
+			}
+		}
+		if err := p.insertDelivery(ids.NewAt("dlv", ev.CreatedAt), ev, seq, s.id, status, next); err != nil {
 			return hookd.PublishResult{}, err
 		}
 		n++
@@ -136,17 +136,24 @@ func (p *publisher) insertEvent(ev *hookd.Event) (int64, error) {
 	return res.LastInsertId()
 }
 
-func (p *publisher) insertDelivery(id string, ev *hookd.Event, eventSeq int64, endpointID, status string) error {
-	if p.insertDl == nil {
-		st, err := p.tx.Prepare(`INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		p.insertDl = st
+// fifoNext returns when a new delivery to a FIFO endpoint is due: now if the
+// endpoint has nothing pending, otherwise parked behind what it has.
+func (p *publisher) fifoNext(endpointID string, now int64) (int64, error) {
+	var one int
+	err := p.tx.QueryRow(`SELECT 1 FROM deliveries WHERE endpoint_id = ? AND status = 'pending' LIMIT 1`, endpointID).Scan(&one)
+	switch {
+	case err == sql.ErrNoRows:
+		return now, nil
+	case err != nil:
+		return 0, fmt.Errorf("find fifo backlog: %w", err)
 	}
+	return parked, nil
+}
+
+func (p *publisher) insertDelivery(id string, ev *hookd.Event, eventSeq int64, endpointID, status string, next int64) error {
 	t := us(ev.CreatedAt)
-	if _, err := p.insertDl.Exec(id, ev.OrgID, eventSeq, endpointID, status, t, t, t); err != nil {
+	if _, err := p.tx.Exec(`INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, ev.OrgID, eventSeq, endpointID, status, next, t, t); err != nil {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
 	return nil
@@ -155,9 +162,8 @@ func (p *publisher) insertDelivery(id string, ev *hookd.Event, eventSeq int64, e
 // Publish implements hookd.Store.
 func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	var results []hookd.PublishResult
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		p := newPublisher(tx)
-		defer p.close()
 		results = make([]hookd.PublishResult, len(events))
 		for i, ev := range events {
 			r, err := p.publish(ev)
@@ -262,9 +268,8 @@ func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Eve
 
 // RecordTest implements hookd.Store.
 func (db *DB) RecordTest(ctx context.Context, ev *hookd.Event, d *hookd.Delivery, a *hookd.Attempt) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		p := newPublisher(tx)
-		defer p.close()
 		var one int
 		if err := tx.QueryRow(`SELECT 1 FROM endpoints WHERE id = ? AND org_id = ?`, d.EndpointID, d.OrgID).Scan(&one); err != nil {
 			return notFoundIf(err, "endpoint", d.EndpointID)
@@ -273,7 +278,7 @@ func (db *DB) RecordTest(ctx context.Context, ev *hookd.Event, d *hookd.Delivery
 		if err != nil {
 			return err
 		}
-		if err := p.insertDelivery(d.ID, ev, seq, d.EndpointID, d.Status); err != nil {
+		if err := p.insertDelivery(d.ID, ev, seq, d.EndpointID, d.Status, us(ev.CreatedAt)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`UPDATE deliveries SET attempts = 1, cycle_attempts = 1, last_status_code = ?, last_error = ?,

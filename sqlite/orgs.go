@@ -10,7 +10,7 @@ import (
 
 // CreateOrganization implements hookd.Store.
 func (db *DB) CreateOrganization(ctx context.Context, o *hookd.Organization) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		_, err := tx.Exec(`INSERT INTO organizations (id, name, monthly_quota, created_at) VALUES (?, ?, ?, ?)`,
 			o.ID, o.Name, o.MonthlyQuota, us(o.CreatedAt))
 		if isUnique(err) {
@@ -39,7 +39,7 @@ func (db *DB) Organization(ctx context.Context, id string) (*hookd.Organization,
 
 // CreateAPIKey implements hookd.Store.
 func (db *DB) CreateAPIKey(ctx context.Context, k *hookd.APIKey) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx wtx) error {
 		var org any
 		if k.OrgID != "" {
 			org = k.OrgID

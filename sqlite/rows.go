@@ -13,6 +13,11 @@ import (
 	"github.com/hookd/hookd"
 )
 
+// parked is the next_attempt_at of a FIFO endpoint's pending delivery that waits
+// behind an older one: outside every due range, so the queue index never yields
+// it; it is promoted to "due now" when the deliveries ahead of it finish.
+const parked int64 = 1 << 62
+
 // Times are stored as Unix microseconds.
 func us(t time.Time) int64 {
 	if t.IsZero() {

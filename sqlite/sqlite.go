@@ -47,8 +47,11 @@ type Config struct {
 // previous run, so deliveries interrupted by a crash resume at once.
 type DB struct {
 	cfg Config
-	w   *sql.DB // one connection, used only by the writer goroutine
-	r   *sql.DB // read-only pool
+	w   *sql.DB   // one connection, used only by the writer goroutine
+	wc  *sql.Conn // that connection
+	r   *sql.DB   // read-only pool
+
+	stmts map[string]*sql.Stmt // prepared on wc; used only by the writer goroutine
 
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -57,8 +60,52 @@ type DB struct {
 }
 
 type writeOp struct {
-	fn   func(tx *sql.Tx) error
+	fn   func(tx wtx) error
 	done chan error
+}
+
+// wtx is the writer's open transaction. Its Exec, Query and QueryRow run
+// statements prepared once on the writer connection and reused by every later
+// transaction, so hot statements are not parsed again on each write.
+type wtx struct{ db *DB }
+
+func (t wtx) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := t.db.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := t.db.wc.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil, err
+	}
+	t.db.stmts[q] = st
+	return st, nil
+}
+
+// Exec runs a statement in the transaction.
+func (t wtx) Exec(q string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.Exec(args...)
+}
+
+// Query runs a query in the transaction.
+func (t wtx) Query(q string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.Query(args...)
+}
+
+// QueryRow runs a single-row query in the transaction.
+func (t wtx) QueryRow(q string, args ...any) *sql.Row {
+	st, err := t.stmt(q)
+	if err != nil {
+		return t.db.wc.QueryRowContext(context.Background(), q, args...) // reports the same error on Scan
+	}
+	return st.QueryRow(args...)
 }
 
 var errClosed = errors.New("sqlite: store is closed")
@@ -82,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return "file:" + url.PathEscape(cfg.Path) + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 			"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" + extra
 	}
-	w, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	w, err := sql.Open("sqlite", dsn(""))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
@@ -100,11 +147,18 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	r.SetMaxOpenConns(cfg.Readers)
 	r.SetMaxIdleConns(cfg.Readers)
-	db := &DB{cfg: cfg, w: w, r: r, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
-	if _, err := w.ExecContext(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL
+	wc, err := w.Conn(ctx)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open sqlite writer: %w", err)
+	}
+	db := &DB{cfg: cfg, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	if _, err := wc.ExecContext(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL
 		WHERE status = 'pending' AND lease IS NOT NULL`); err != nil {
 		w.Close()
 		r.Close()
+		wc.Close()
 		return nil, fmt.Errorf("release leases of the previous run: %w", err)
 	}
 	go db.writeLoop()
@@ -138,7 +192,10 @@ func (db *DB) Close() error {
 	close(db.ops)
 	db.mu.Unlock()
 	<-db.done
-	return errors.Join(db.r.Close(), db.w.Close())
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	return errors.Join(db.r.Close(), db.wc.Close(), db.w.Close())
 }
 
 // Ping checks that both the reader pool and the writer answer.
@@ -146,13 +203,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping sqlite: %w", err)
 	}
-	return db.write(ctx, func(tx *sql.Tx) error { return nil })
+	return db.write(ctx, func(tx wtx) error { return nil })
 }
 
 // write runs fn in a write transaction shared with other concurrent writes and
 // returns once that transaction is committed (nil) or fn's changes are rolled back
 // (fn's error, or the commit's). fn must not block on anything but the database.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) write(ctx context.Context, fn func(tx wtx) error) error {
 	op := writeOp{fn: fn, done: make(chan error, 1)}
 	db.mu.RLock()
 	if db.closed {
@@ -192,7 +249,6 @@ func (db *DB) writeLoop() {
 // runBatch runs every op of batch in one transaction, each inside a savepoint so that
 // one op's failure undoes only its own changes, and commits once.
 func (db *DB) runBatch(batch []writeOp) {
-	ctx := context.Background()
 	errs := make([]error, len(batch))
 	finish := func(shared error) {
 		for i, op := range batch {
@@ -203,33 +259,36 @@ func (db *DB) runBatch(batch []writeOp) {
 			}
 		}
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
+	tx := wtx{db: db}
+	abort := func(what string, err error) {
+		if _, rbErr := tx.Exec("ROLLBACK"); rbErr != nil {
+			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+		}
+		finish(fmt.Errorf("%s: %w", what, err))
+	}
+	if _, err := tx.Exec("BEGIN IMMEDIATE"); err != nil {
 		finish(fmt.Errorf("begin: %w", err))
 		return
 	}
 	for i, op := range batch {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-			tx.Rollback()
-			finish(fmt.Errorf("savepoint: %w", err))
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+			abort("savepoint", err)
 			return
 		}
 		errs[i] = op.fn(tx)
 		if errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
-				tx.Rollback()
-				finish(fmt.Errorf("rollback to savepoint: %w", err))
+			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+				abort("rollback to savepoint", err)
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
-			tx.Rollback()
-			finish(fmt.Errorf("release savepoint: %w", err))
+		if _, err := tx.Exec("RELEASE op"); err != nil {
+			abort("release savepoint", err)
 			return
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		finish(fmt.Errorf("commit: %w", err))
+	if _, err := tx.Exec("COMMIT"); err != nil {
+		abort("commit", err)
 		return
 	}
 	finish(nil)

@@ -74,6 +74,8 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
 -- FIFO heads: an endpoint's pending deliveries in publish order.
 CREATE INDEX deliveries_endpoint_pending ON deliveries (endpoint_id, seq) WHERE status = 'pending';
+-- Deliveries in flight, per endpoint (few at any time).
+CREATE INDEX deliveries_leased ON deliveries (endpoint_id) WHERE lease IS NOT NULL;
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, seq);
 CREATE INDEX deliveries_event ON deliveries (event_seq);
 CREATE INDEX deliveries_org ON deliveries (org_id, seq);
