@@ -2,6 +2,7 @@ package hookd
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -28,7 +29,7 @@ type Event struct {
 	OrgID          string          //
 	Type           string          // e.g. invoice.paid
 	Data           json.RawMessage // the published data, byte for byte
-	IdempotencyKey string          // from the Idempotency-Key header, if any
+	IdempotencyKey string          // from the Idempotency-Key header (see BatchIdempotencyKey), if any
 	CreatedAt      time.Time       //
 }
 
@@ -66,10 +67,28 @@ func (e *Event) Validate() error {
 	if len(e.Data) == 0 || !json.Valid(e.Data) {
 		return FieldError("data", "is required and must be JSON")
 	}
-	if len(e.IdempotencyKey) > MaxIdempotencyKey {
-		return FieldError("Idempotency-Key", "must be at most %d characters", MaxIdempotencyKey)
+	return nil
+}
+
+// ValidateIdempotencyKey checks an Idempotency-Key header: 1–255 printable ASCII
+// characters.
+func ValidateIdempotencyKey(k string) error {
+	if k == "" || len(k) > MaxIdempotencyKey {
+		return FieldError("Idempotency-Key", "must be 1–%d characters", MaxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return FieldError("Idempotency-Key", "must be printable ASCII")
+		}
 	}
 	return nil
+}
+
+// BatchIdempotencyKey derives the key of the i-th event of a batch sent with the
+// Idempotency-Key header key. It contains a control character, which a header key
+// cannot, so derived keys never collide with keys clients send.
+func BatchIdempotencyKey(key string, i int) string {
+	return fmt.Sprintf("%s\x1fbatch\x1f%d", key, i)
 }
 
 // NewEndpointDisabledEvent returns the endpoint.disabled operational event for an

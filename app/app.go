@@ -183,11 +183,7 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 	}
 	key := secret.NewAPIKey("hk_admin_")
 	path := filepath.Join(a.cfg.DataDir, "admin.key")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(key+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write admin key: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileSync(path, []byte(key+"\n")); err != nil {
 		return fmt.Errorf("write admin key: %w", err)
 	}
 	if err := a.store.CreateAPIKey(ctx, &hookd.APIKey{ID: ids.New("key"), Hash: secret.HashKey(key), CreatedAt: now}); err != nil {
@@ -217,7 +213,10 @@ func (a *App) Stop(ctx context.Context) error {
 		a.srv = nil
 	}
 	if a.engine != nil {
-		if err := a.engine.Stop(ctx); err != nil {
+		if err := a.engine.Stop(ctx); errors.Is(err, context.DeadlineExceeded) {
+			// Nothing is lost: the cut-short attempts were released and will run again.
+			a.cfg.Logger.Warn("shutdown deadline passed: attempts still in flight were released unattempted")
+		} else if err != nil {
 			errs = append(errs, fmt.Errorf("stop engine: %w", err))
 		}
 	}
@@ -254,4 +253,34 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("data dir %s is in use by another hookd process: %w", dir, err)
 	}
 	return f, nil
+}
+
+// writeFileSync writes data to path (mode 0600) through a synced temporary file and
+// a rename, then syncs the directory, so that the file is whole after a crash.
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -135,6 +135,9 @@ func (e *Engine) request(ctx context.Context, c *hookd.Claim, body []byte, now t
 	if err != nil {
 		return nil, err
 	}
+	if scheme == signature.SharedSecret && u.Scheme != "https" {
+		return nil, errors.New("refused: the shared-secret scheme sends the secret itself and needs https")
+	}
 	sig, err := signature.Sign(scheme, ep.SignatureHeader, ep.Secrets(now), signature.Message{ID: c.Event.ID, Timestamp: now, Body: body})
 	if err != nil {
 		return nil, err

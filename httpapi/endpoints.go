@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hookd/hookd"
@@ -110,6 +111,9 @@ func (req *endpointRequest) apply(e *hookd.Endpoint) error {
 	case req.Event != nil && req.Events != nil:
 		return hookd.FieldError("event", "give either event or events, not both")
 	case req.Event != nil:
+		if err := hookd.ValidateEventPattern(*req.Event); err != nil {
+			return hookd.FieldError("event", "must be an event type, \"*\" or \"prefix.*\"")
+		}
 		e.Events = []string{*req.Event}
 	case req.Events != nil:
 		e.Events = *req.Events
@@ -194,6 +198,9 @@ func (s *Server) validateEndpoint(ctx context.Context, e *hookd.Endpoint, checkU
 	if err := signature.ValidateSecret(sc, e.Secret); err != nil {
 		return hookd.FieldError("secret", "%v", err)
 	}
+	if sc == signature.SharedSecret && !strings.HasPrefix(strings.ToLower(e.URL), "https://") {
+		return hookd.FieldError("signature.scheme", "shared-secret sends the secret itself, so it needs an https url")
+	}
 	if checkURL {
 		return s.checkURL(ctx, e.URL)
 	}
@@ -230,7 +237,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request, p princi
 	if req.Event == nil && req.Events == nil {
 		return hookd.FieldError("events", "is required (or give a single \"event\")")
 	}
-	now := s.cfg.Now().UTC()
+	now := s.now()
 	e := &hookd.Endpoint{
 		ID: ids.New("ep"), OrgID: org, Enabled: true, SignatureScheme: string(signature.StandardWebhooks),
 		Payload: hookd.PayloadEnvelope, Ordering: hookd.OrderingUnordered, CreatedAt: now, UpdatedAt: now,
@@ -302,7 +309,7 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request, p princip
 		if err := req.apply(e); err != nil {
 			return err
 		}
-		e.UpdatedAt = s.cfg.Now().UTC()
+		e.UpdatedAt = s.now()
 		return s.validateEndpoint(r.Context(), e, false)
 	})
 	if err != nil {
@@ -378,7 +385,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principa
 				return hookd.FieldError("secret", "%v", err)
 			}
 		}
-		now := s.cfg.Now().UTC()
+		now := s.now()
 		e.PreviousSecret, e.PreviousSecretExpires = e.Secret, now.Add(grace)
 		if grace == 0 {
 			e.PreviousSecret, e.PreviousSecretExpires = "", time.Time{}
@@ -428,7 +435,7 @@ func (s *Server) testEndpoint(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
-	now := s.cfg.Now().UTC()
+	now := s.now()
 	data, _ := json.Marshal(map[string]string{"webhook": e.ID, "message": "This is a test event from hookd."})
 	ev := &hookd.Event{ID: ids.NewAt("evt", now), OrgID: e.OrgID, Type: hookd.EventWebhookTest, Data: data, CreatedAt: now}
 	d := &hookd.Delivery{ID: ids.NewAt("dlv", now), OrgID: e.OrgID, EventID: ev.ID, EventType: ev.Type, EndpointID: e.ID,
@@ -457,7 +464,7 @@ func (s *Server) replayEndpoint(w http.ResponseWriter, r *http.Request, p princi
 	if req.Since == nil {
 		return hookd.FieldError("since", "is required")
 	}
-	rp := hookd.ReplayParams{OrgID: p.orgID, EndpointID: r.PathValue("id"), Now: s.cfg.Now().UTC()}
+	rp := hookd.ReplayParams{OrgID: p.orgID, EndpointID: r.PathValue("id"), Now: s.now()}
 	var err error
 	if rp.Since, err = parseTime("since", *req.Since); err != nil {
 		return err

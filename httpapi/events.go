@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
@@ -30,7 +31,7 @@ func (s *Server) event(req *eventRequest, p principal, prefix, idemKey string) (
 	if len(req.Data) == 0 || bytes.Equal(req.Data, []byte("null")) {
 		return nil, hookd.FieldError(prefix+"data", "is required")
 	}
-	now := s.cfg.Now().UTC()
+	now := s.now()
 	ev := &hookd.Event{ID: ids.NewAt("evt", now), OrgID: org, Type: *req.Type, Data: req.Data, IdempotencyKey: idemKey, CreatedAt: now}
 	if req.ID != nil {
 		ev.ID = *req.ID
@@ -44,7 +45,8 @@ func (s *Server) event(req *eventRequest, p principal, prefix, idemKey string) (
 // prefixed renames the field of an EINVALID error, e.g. "type" → "events[3].type".
 func prefixed(prefix string, err error) error {
 	if e, ok := err.(*hookd.Error); ok && prefix != "" && e.Field != "" {
-		return hookd.FieldError(prefix+e.Field, "%s", e.Message[len(e.Field)+2:])
+		msg, _ := strings.CutPrefix(e.Message, e.Field+": ")
+		return hookd.FieldError(prefix+e.Field, "%s", msg)
 	}
 	return err
 }
@@ -63,12 +65,28 @@ func toPublishJSON(r hookd.PublishResult) publishJSON {
 		Duplicate: r.Duplicate, CreatedAt: timeJSON(r.Event.CreatedAt)}
 }
 
+// idempotencyKey returns the request's Idempotency-Key header, validated.
+func idempotencyKey(r *http.Request) (string, error) {
+	k, ok := r.Header["Idempotency-Key"]
+	if !ok {
+		return "", nil
+	}
+	if len(k) != 1 {
+		return "", hookd.FieldError("Idempotency-Key", "must be given once")
+	}
+	return k[0], hookd.ValidateIdempotencyKey(k[0])
+}
+
 func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principal) error {
 	var req eventRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	ev, err := s.event(&req, p, "", r.Header.Get("Idempotency-Key"))
+	idem, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	ev, err := s.event(&req, p, "", idem)
 	if err != nil {
 		return err
 	}
@@ -88,8 +106,8 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, p principa
 
 func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p principal) error {
 	var req struct {
-		Events       *[]eventRequest `json:"events"`
-		Organization *string         `json:"organization"`
+		Events       *[]json.RawMessage `json:"events"`
+		Organization *string            `json:"organization"`
 	}
 	if err := s.decode(w, r, &req); err != nil {
 		return err
@@ -100,18 +118,28 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request, p principa
 	if len(*req.Events) > hookd.MaxBatchEvents {
 		return hookd.FieldError("events", "must hold at most %d events", hookd.MaxBatchEvents)
 	}
-	idem := r.Header.Get("Idempotency-Key")
+	idem, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
 	evs := make([]*hookd.Event, len(*req.Events))
-	for i := range *req.Events {
-		er := &(*req.Events)[i]
+	for i, raw := range *req.Events {
+		prefix := fmt.Sprintf("events[%d].", i)
+		var er eventRequest
+		if err := decodeJSON(raw, &er); err != nil {
+			if hookd.ErrorCode(err) == hookd.EINVALIDJSON {
+				return hookd.FieldError(fmt.Sprintf("events[%d]", i), "must be an event object")
+			}
+			return prefixed(prefix, err)
+		}
 		if er.Organization == nil {
 			er.Organization = req.Organization
 		}
 		key := ""
 		if idem != "" {
-			key = fmt.Sprintf("%s#%d", idem, i)
+			key = hookd.BatchIdempotencyKey(idem, i)
 		}
-		ev, err := s.event(er, p, fmt.Sprintf("events[%d].", i), key)
+		ev, err := s.event(&er, p, prefix, key)
 		if err != nil {
 			return err
 		}
@@ -251,7 +279,7 @@ func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request, p principal
 }
 
 func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, p principal) error {
-	d, err := s.cfg.Store.RetryDelivery(r.Context(), p.orgID, r.PathValue("id"), s.cfg.Now().UTC())
+	d, err := s.cfg.Store.RetryDelivery(r.Context(), p.orgID, r.PathValue("id"), s.now())
 	if err != nil {
 		return err
 	}

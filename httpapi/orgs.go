@@ -36,7 +36,7 @@ func (s *Server) createOrganization(w http.ResponseWriter, r *http.Request, p pr
 	if req.Name == nil {
 		return hookd.FieldError("name", "is required")
 	}
-	o := &hookd.Organization{ID: ids.New("org"), Name: *req.Name, CreatedAt: s.cfg.Now().UTC()}
+	o := &hookd.Organization{ID: ids.New("org"), Name: *req.Name, CreatedAt: s.now()}
 	if req.ID != nil {
 		o.ID = *req.ID
 	}
@@ -77,7 +77,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	key := secret.NewAPIKey("hk_")
-	k := &hookd.APIKey{ID: ids.New("key"), OrgID: o.ID, Hash: secret.HashKey(key), CreatedAt: s.cfg.Now().UTC()}
+	k := &hookd.APIKey{ID: ids.New("key"), OrgID: o.ID, Hash: secret.HashKey(key), CreatedAt: s.now()}
 	if err := s.cfg.Store.CreateAPIKey(r.Context(), k); err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -223,11 +225,73 @@ func decodeJSON(body []byte, dst any) error {
 		}
 		return hookd.FieldError(field, "must be of type %s", jsonType(te.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		field := unknownField(body, reflect.TypeOf(dst), "")
+		if field == "" {
+			field = strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		}
 		return hookd.FieldError(field, "is not a known field")
 	default:
 		return hookd.Errorf(hookd.EINVALIDJSON, "the body is not valid JSON: %v", err)
 	}
+}
+
+// unknownField returns the full path (such as "retry.max") of the first field in
+// the JSON value body that type t has no place for, or "".
+func unknownField(body []byte, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(body, &obj) != nil {
+			return ""
+		}
+		known := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			known[strings.ToLower(name)] = f.Type
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := known[strings.ToLower(k)]
+			if !ok {
+				return join(path, k)
+			}
+			if f := unknownField(obj[k], ft, join(path, k)); f != "" {
+				return f
+			}
+		}
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 { // json.RawMessage
+			return ""
+		}
+		var items []json.RawMessage
+		if json.Unmarshal(body, &items) != nil {
+			return ""
+		}
+		for i, item := range items {
+			if f := unknownField(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); f != "" {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }
 
 func jsonType(kind string) string {
@@ -245,6 +309,12 @@ func jsonType(kind string) string {
 	default:
 		return "number"
 	}
+}
+
+// now returns the current time as the store keeps it (UTC, microseconds), so an
+// object shows the same times when created and when read back.
+func (s *Server) now() time.Time {
+	return s.cfg.Now().UTC().Truncate(time.Microsecond)
 }
 
 // health answers 200 when the store answers, 503 otherwise.
