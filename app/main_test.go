@@ -27,7 +27,20 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childDataDirEnv); dir != "" {
 		os.Exit(runChild(dir))
 	}
-	goleak.VerifyTestMain(m)
+	untrust, err := hookdtest.TrustTLSReceivers()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "trust TLS receivers:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	untrust()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: leaked goroutines:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // runChild runs a hookd on dir, prints "addr <host:port>" on stdout and serves

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -95,7 +96,7 @@ func TestSignatureSchemes(t *testing.T) {
 		if c.secret != "" {
 			extra["secret"] = c.secret
 		}
-		r := hookdtest.NewReceiver(t)
+		r := hookdtest.NewTLSReceiver(t) // shared-secret needs https
 		ep := e.endpoint(t, r.URL(), extra)
 		scheme := signature.StandardWebhooks
 		custom := ""
@@ -297,5 +298,33 @@ func TestSecretRotation(t *testing.T) {
 		if err := signature.Verify(signature.StandardWebhooks, "", s, req.Header, req.Body, signature.VerifyOptions{}); err == nil {
 			t.Errorf("a retired secret still verifies")
 		}
+	}
+}
+
+func TestSharedSecretNeverOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := setup(t) // development policy: http targets are allowed
+	r := hookdtest.NewReceiver(t)
+	const secret = "plain-text-secret-0123456789"
+	status, ep := e.h.Do(t, http.MethodPost, "/api/webhooks", e.key, map[string]any{"url": r.URL(), "events": []string{"order.created"},
+		"signature": map[string]any{"scheme": "shared-secret"}, "secret": secret, "retry": fastRetry(1)})
+	switch status {
+	case http.StatusBadRequest: // refused when saved: fine
+		return
+	case http.StatusCreated:
+	default:
+		t.Fatalf("create shared-secret endpoint over http = %d %v", status, ep)
+	}
+	// Accepted: then no delivery may carry the secret over http.
+	res := e.publish(t, "", "order.created", map[string]any{"n": 1})
+	d := e.h.DeliveryFor(t, e.key, str(res, "id"), str(ep, "id"))
+	d = e.h.WaitDelivery(t, e.key, str(d, "id"), 5*time.Second, func(d map[string]any) bool { return num(d, "attempt_count") >= 1 })
+	for _, req := range r.NoMoreThan(t, 1, 100*time.Millisecond) {
+		if strings.Contains(fmt.Sprint(req.Header), secret) {
+			t.Errorf("the shared secret was sent over http: %v", req.Header)
+		}
+	}
+	if as := attempts(d); len(as) == 0 || !strings.Contains(str(as[0], "error"), "https") {
+		t.Errorf("attempts = %s, want one refused because the scheme needs https", hookdtest.JSON(attempts(d)))
 	}
 }
