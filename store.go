@@ -98,7 +98,9 @@ type Store interface {
 	// ListEndpoints returns a page of endpoints, oldest first, and the next cursor ("" at the end).
 	ListEndpoints(ctx context.Context, f EndpointFilter) ([]*Endpoint, string, error)
 	// UpdateEndpoint applies fn to the endpoint inside one transaction and stores the
-	// result; fn must not block. It returns fn's error unchanged, or ENOTFOUND.
+	// result; fn must not block. It returns fn's error (wrapped; errors.Is and
+	// ErrorCode see through it), or ENOTFOUND. Changing an endpoint from FIFO to
+	// unordered makes every delivery that waited behind its head due at once.
 	UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*Endpoint) error) (*Endpoint, error)
 	// DeleteEndpoint removes an endpoint and its deliveries. ENOTFOUND if none.
 	DeleteEndpoint(ctx context.Context, orgID, id string) error
@@ -106,8 +108,10 @@ type Store interface {
 	// Publish stores events and their deliveries atomically: each event whose id (or
 	// idempotency key) is new in its organization gets a pending delivery for every
 	// enabled endpoint subscribed to its type and a skipped one for every disabled
-	// one; a duplicate creates nothing and returns the original. ENOTFOUND if an
-	// event's organization does not exist; then nothing is stored.
+	// one; a duplicate creates nothing and returns the original. Each delivery is
+	// created, and due, at its event's CreatedAt (a FIFO endpoint's delivery that
+	// has older ones pending waits for them instead). ENOTFOUND if an event's
+	// organization does not exist; then nothing is stored.
 	Publish(ctx context.Context, events []*Event) ([]PublishResult, error)
 	// Event returns an event and its deliveries. ENOTFOUND if none.
 	Event(ctx context.Context, orgID, id string) (*Event, []*Delivery, error)
@@ -130,9 +134,12 @@ type Store interface {
 	// delivery can be claimed, and only when no other of its deliveries is leased.
 	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]*Claim, error)
 	// CompleteDeliveries records attempts and the deliveries' new states atomically. An
-	// outcome whose lease was lost records its attempt but leaves the delivery alone.
+	// outcome whose lease was lost records its attempt but leaves the delivery, its
+	// endpoint and its Emit alone. A FIFO delivery that finishes makes the next one
+	// of its endpoint due.
 	CompleteDeliveries(ctx context.Context, outcomes []Outcome) error
-	// ReleaseDeliveries ends leases without an attempt.
+	// ReleaseDeliveries ends leases without an attempt; a release whose lease is no
+	// longer the delivery's current one changes nothing.
 	ReleaseDeliveries(ctx context.Context, releases []Release) error
 
 	// Ping checks that the store answers.

@@ -283,6 +283,7 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 		p := newPublisher(tx)
 		for i := range outcomes {
 			o := &outcomes[i]
+			o.Attempt.DeliveryID = o.DeliveryID
 			if err := insertAttempt(tx, &o.Attempt); err != nil {
 				if hookd.ErrorCode(err) == hookd.ENOTFOUND {
 					continue // the endpoint, and with it the delivery, was deleted meanwhile
