@@ -142,6 +142,35 @@ type Store interface {
 	// longer the delivery's current one changes nothing.
 	ReleaseDeliveries(ctx context.Context, releases []Release) error
 
+	// CreatePartner stores p, sealing its secrets. ENOTFOUND if its organization
+	// does not exist; ECONFLICT if its id or API key hash is taken.
+	CreatePartner(ctx context.Context, p *Partner) error
+	// Partner returns a partner with its secrets opened. ENOTFOUND if none.
+	Partner(ctx context.Context, orgID, id string) (*Partner, error)
+	// PartnerByKeyHash returns the partner whose API key has that hash. ENOTFOUND if none.
+	PartnerByKeyHash(ctx context.Context, hash string) (*Partner, error)
+	// UpdatePartner applies fn to the partner inside one transaction and stores the
+	// result; fn must not block. It returns fn's error (wrapped), or ENOTFOUND.
+	UpdatePartner(ctx context.Context, orgID, id string, fn func(*Partner) error) (*Partner, error)
+	// DeletePartner removes a partner and its rate limit bucket; its events stay.
+	// ENOTFOUND if none.
+	DeletePartner(ctx context.Context, orgID, id string) error
+	// AcceptInbound publishes a partner's event exactly as Publish does (a duplicate
+	// creates nothing and returns the original) and, in the same transaction,
+	// appends accepted or, for a duplicate, duplicate to the audit log.
+	AcceptInbound(ctx context.Context, ev *Event, accepted, duplicate *AuditRecord) (*PublishResult, error)
+	// RetryEvent makes every failed delivery of an event pending and due at now, with
+	// a fresh retry budget, and returns how many. ENOTFOUND if there is no such event.
+	RetryEvent(ctx context.Context, orgID, id string, now time.Time) (int, error)
+	// TakeToken takes one token from the bucket named key (created full), refilled
+	// by limit up to now. Every process sharing the store shares the bucket.
+	TakeToken(ctx context.Context, key string, limit RateLimit, now time.Time) (TokenResult, error)
+
+	// AppendAudit appends records to the audit log, which nothing ever changes or deletes.
+	AppendAudit(ctx context.Context, records ...*AuditRecord) error
+	// ListAudit returns a page of audit records, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditRecord, string, error)
+
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

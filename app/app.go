@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -43,6 +44,8 @@ type Config struct {
 	Policy netguard.Policy
 	// MaxBodyBytes caps request bodies. Default 1 MiB.
 	MaxBodyBytes int64
+	// TrustedProxies are the peers whose X-Forwarded-For is believed. Default none.
+	TrustedProxies []netip.Prefix
 	// Engine tunes the delivery engine; its Store, Policy, Now, Logger and UserAgent
 	// are set by the App.
 	Engine delivery.Config
@@ -132,7 +135,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		Store: a.store, Engine: a.engine, Policy: a.cfg.Policy, MaxBodyBytes: a.cfg.MaxBodyBytes,
+		Store: a.store, Engine: a.engine, Policy: a.cfg.Policy, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies,
 		Retry: a.cfg.Engine.Retry, Version: Version, Now: a.cfg.Now, Logger: a.cfg.Logger,
 	})
 	if err != nil {

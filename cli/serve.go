@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hookd/hookd"
@@ -23,6 +25,7 @@ type serveCmd struct {
 	Dev                 bool          `env:"HOOKD_DEV" help:"Local development: shorthand for --allow-http --allow-private-targets."`
 	AllowHTTP           bool          `name:"allow-http" env:"HOOKD_ALLOW_HTTP" help:"Allow http:// webhook URLs."`
 	AllowPrivateTargets bool          `env:"HOOKD_ALLOW_PRIVATE_TARGETS" help:"Allow webhook URLs on loopback, private and link-local addresses."`
+	TrustedProxies      []string      `env:"HOOKD_TRUSTED_PROXIES" sep:"," help:"Comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed (for partner IP allowlists and the audit log)."`
 	MaxBodySize         int64         `default:"1048576" env:"HOOKD_MAX_BODY_SIZE" help:"Largest request body accepted, in bytes."`
 	AttemptTimeout      time.Duration `default:"15s" env:"HOOKD_ATTEMPT_TIMEOUT" help:"Time limit of one delivery attempt."`
 	RetryMaxAttempts    int           `default:"5" env:"HOOKD_RETRY_MAX_ATTEMPTS" help:"Attempts per delivery, the first included, unless an endpoint sets its own."`
@@ -63,6 +66,21 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 	}
 	if err := cfg.Engine.Retry.Validate(); err != nil || c.RetryMaxAttempts < 1 {
 		return cfg, fmt.Errorf("invalid retry flags: attempts must be 1–%d and intervals 0–%s with initial ≤ max", hookd.MaxRetryAttempts, hookd.MaxRetryInterval)
+	}
+	for _, v := range c.TrustedProxies {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aErr := netip.ParseAddr(v)
+			if aErr != nil {
+				return cfg, fmt.Errorf("--trusted-proxies: %q is not an address or CIDR prefix", v)
+			}
+			pfx = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx.Masked())
 	}
 	if c.MasterKey != "" {
 		key, err := secret.ParseKey(c.MasterKey)

@@ -254,6 +254,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request, p princi
 	if err := s.cfg.Store.CreateEndpoint(r.Context(), e); err != nil {
 		return err
 	}
+	noteTarget(r, e.OrgID, e.ID)
 	writeJSON(w, http.StatusCreated, s.toEndpointJSON(e, true))
 	return nil
 }
@@ -315,6 +316,7 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
+	noteTarget(r, e.OrgID, e.ID)
 	if e.Enabled {
 		s.cfg.Engine.Notify() // queued retries resume at once
 	}
@@ -323,9 +325,14 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request, p princip
 }
 
 func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request, p principal) error {
-	if err := s.cfg.Store.DeleteEndpoint(r.Context(), p.orgID, r.PathValue("id")); err != nil {
+	e, err := s.cfg.Store.Endpoint(r.Context(), p.orgID, r.PathValue("id"))
+	if err != nil {
 		return err
 	}
+	if err := s.cfg.Store.DeleteEndpoint(r.Context(), p.orgID, e.ID); err != nil {
+		return err
+	}
+	noteTarget(r, e.OrgID, e.ID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -348,6 +355,7 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request, p principal) 
 	if err != nil {
 		return err
 	}
+	noteTarget(r, e.OrgID, e.ID)
 	writeJSON(w, http.StatusOK, s.secretJSON(e))
 	return nil
 }
@@ -357,6 +365,17 @@ const (
 	defaultGrace = 24 * time.Hour
 	maxGrace     = 30 * 24 * time.Hour
 )
+
+// gracePeriod reads a rotation's grace_period in seconds (default 24 h).
+func gracePeriod(v *float64) (time.Duration, error) {
+	if v == nil {
+		return defaultGrace, nil
+	}
+	if g := *v; math.IsNaN(g) || g < 0 || g > maxGrace.Seconds() {
+		return 0, hookd.FieldError("grace_period", "must be between 0 and %d seconds", int(maxGrace.Seconds()))
+	}
+	return time.Duration(*v * float64(time.Second)), nil
+}
 
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principal) error {
 	var req struct {
@@ -368,13 +387,9 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principa
 			return err
 		}
 	}
-	grace := defaultGrace
-	if req.GracePeriod != nil {
-		g := *req.GracePeriod
-		if math.IsNaN(g) || g < 0 || g > maxGrace.Seconds() {
-			return hookd.FieldError("grace_period", "must be between 0 and %d seconds", int(maxGrace.Seconds()))
-		}
-		grace = time.Duration(g * float64(time.Second))
+	grace, err := gracePeriod(req.GracePeriod)
+	if err != nil {
+		return err
 	}
 	e, err := s.cfg.Store.UpdateEndpoint(r.Context(), p.orgID, r.PathValue("id"), func(e *hookd.Endpoint) error {
 		sc, _ := signature.ParseScheme(e.SignatureScheme)
@@ -396,6 +411,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
+	noteTarget(r, e.OrgID, e.ID)
 	writeJSON(w, http.StatusOK, s.secretJSON(e))
 	return nil
 }
@@ -440,6 +456,7 @@ func (s *Server) testEndpoint(w http.ResponseWriter, r *http.Request, p principa
 	ev := &hookd.Event{ID: ids.NewAt("evt", now), OrgID: e.OrgID, Type: hookd.EventWebhookTest, Data: data, CreatedAt: now}
 	d := &hookd.Delivery{ID: ids.NewAt("dlv", now), OrgID: e.OrgID, EventID: ev.ID, EventType: ev.Type, EndpointID: e.ID,
 		Status: hookd.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
+	noteTarget(r, e.OrgID, e.ID)
 	a := s.cfg.Engine.Send(r.Context(), &hookd.Claim{Delivery: *d, Event: *ev, Endpoint: *e})
 	d.Status = hookd.DeliverySucceeded
 	if a.Error != "" {
@@ -487,6 +504,7 @@ func (s *Server) replayEndpoint(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
+	noteTarget(r, p.orgID, rp.EndpointID)
 	s.cfg.Engine.Notify()
 	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 	return nil

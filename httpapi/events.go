@@ -35,6 +35,9 @@ func (s *Server) event(req *eventRequest, p principal, prefix, idemKey string) (
 	ev := &hookd.Event{ID: ids.NewAt("evt", now), OrgID: org, Type: *req.Type, Data: req.Data, IdempotencyKey: idemKey, CreatedAt: now}
 	if req.ID != nil {
 		ev.ID = *req.ID
+		if strings.HasPrefix(ev.ID, "ptn_") {
+			return nil, hookd.FieldError(prefix+"id", "the ptn_ prefix is reserved for events sent by partners")
+		}
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, prefixed(prefix, err)
@@ -283,6 +286,7 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
+	noteTarget(r, d.OrgID, d.ID)
 	s.cfg.Engine.Notify()
 	writeJSON(w, http.StatusAccepted, toDeliveryJSON(d))
 	return nil

@@ -49,6 +49,7 @@ func (s *Server) createOrganization(w http.ResponseWriter, r *http.Request, p pr
 	if err := s.cfg.Store.CreateOrganization(r.Context(), o); err != nil {
 		return err
 	}
+	noteTarget(r, o.ID, o.ID)
 	writeJSON(w, http.StatusCreated, toOrgJSON(o))
 	return nil
 }
@@ -81,6 +82,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p principal) 
 	if err := s.cfg.Store.CreateAPIKey(r.Context(), k); err != nil {
 		return err
 	}
+	noteTarget(r, o.ID, k.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"id": k.ID, "key": key, "organization": o.ID, "created_at": timeJSON(k.CreatedAt),
 	})

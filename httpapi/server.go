@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"sort"
 	"strings"
@@ -42,6 +43,12 @@ type Config struct {
 	// Retry is the default retry schedule, shown for endpoints that set none.
 	// Default hookd.DefaultRetryPolicy.
 	Retry hookd.RetryPolicy
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when finding a
+	// client's address (for partner IP allowlists and the audit log). Default none.
+	TrustedProxies []netip.Prefix
+	// InboundTolerance is how far a partner's x-timestamp may be from the server
+	// clock. Default 300s (SPEC §6).
+	InboundTolerance time.Duration
 	// Version is reported by the health check.
 	Version string
 	// Now is the clock. Default time.Now.
@@ -68,6 +75,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxBodyBytes = 1 << 20
 	}
 	cfg.Retry = cfg.Retry.Or(hookd.DefaultRetryPolicy)
+	if cfg.InboundTolerance <= 0 {
+		cfg.InboundTolerance = 300 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -83,28 +93,40 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /api/health", s.health)
 
-	m.Handle("POST /api/organizations", s.auth(s.createOrganization))
-	m.Handle("GET /api/organizations/{org}", s.auth(s.getOrganization))
-	m.Handle("POST /api/organizations/{org}/keys", s.auth(s.createKey))
+	m.Handle("POST /api/organizations", s.auth("organization.create", s.createOrganization))
+	m.Handle("GET /api/organizations/{org}", s.auth("", s.getOrganization))
+	m.Handle("POST /api/organizations/{org}/keys", s.auth("key.create", s.createKey))
 
-	m.Handle("POST /api/webhooks", s.auth(s.createEndpoint))
-	m.Handle("GET /api/webhooks", s.auth(s.listEndpoints))
-	m.Handle("GET /api/webhooks/{id}", s.auth(s.getEndpoint))
-	m.Handle("PATCH /api/webhooks/{id}", s.auth(s.patchEndpoint))
-	m.Handle("DELETE /api/webhooks/{id}", s.auth(s.deleteEndpoint))
-	m.Handle("GET /api/webhooks/{id}/secret", s.auth(s.getSecret))
-	m.Handle("POST /api/webhooks/{id}/secret/rotate", s.auth(s.rotateSecret))
-	m.Handle("POST /api/webhooks/{id}/test", s.auth(s.testEndpoint))
-	m.Handle("POST /api/webhooks/{id}/replay", s.auth(s.replayEndpoint))
+	m.Handle("POST /api/webhooks", s.auth("endpoint.create", s.createEndpoint))
+	m.Handle("GET /api/webhooks", s.auth("", s.listEndpoints))
+	m.Handle("GET /api/webhooks/{id}", s.auth("", s.getEndpoint))
+	m.Handle("PATCH /api/webhooks/{id}", s.auth("endpoint.update", s.patchEndpoint))
+	m.Handle("DELETE /api/webhooks/{id}", s.auth("endpoint.delete", s.deleteEndpoint))
+	m.Handle("GET /api/webhooks/{id}/secret", s.auth("endpoint.secret.read", s.getSecret))
+	m.Handle("POST /api/webhooks/{id}/secret/rotate", s.auth("endpoint.secret.rotate", s.rotateSecret))
+	m.Handle("POST /api/webhooks/{id}/test", s.auth("endpoint.test", s.testEndpoint))
+	m.Handle("POST /api/webhooks/{id}/replay", s.auth("endpoint.replay", s.replayEndpoint))
 
-	m.Handle("POST /api/events", s.auth(s.publishEvent))
-	m.Handle("POST /api/events/batch", s.auth(s.publishBatch))
-	m.Handle("GET /api/events", s.auth(s.listEvents))
-	m.Handle("GET /api/events/{id}", s.auth(s.getEvent))
+	m.Handle("POST /api/events", s.auth("", s.publishEvent))
+	m.Handle("POST /api/events/batch", s.auth("", s.publishBatch))
+	m.Handle("GET /api/events", s.auth("", s.listEvents))
+	m.Handle("GET /api/events/{id}", s.auth("", s.getEvent))
 
-	m.Handle("GET /api/deliveries", s.auth(s.listDeliveries))
-	m.Handle("GET /api/deliveries/{id}", s.auth(s.getDelivery))
-	m.Handle("POST /api/deliveries/{id}/retry", s.auth(s.retryDelivery))
+	m.Handle("GET /api/deliveries", s.auth("", s.listDeliveries))
+	m.Handle("GET /api/deliveries/{id}", s.auth("", s.getDelivery))
+	m.Handle("POST /api/deliveries/{id}/retry", s.auth("delivery.retry", s.retryDelivery))
+
+	m.Handle("POST /api/partners", s.auth("partner.create", s.createPartner))
+	m.Handle("GET /api/partners/{id}", s.auth("", s.getPartner))
+	m.Handle("PATCH /api/partners/{id}", s.auth("partner.update", s.patchPartner))
+	m.Handle("DELETE /api/partners/{id}", s.auth("partner.delete", s.deletePartner))
+	m.Handle("POST /api/partners/{id}/secret/rotate", s.auth("partner.secret.rotate", s.rotatePartnerSecret))
+
+	m.HandleFunc("POST /api/webhooks/events", s.inboundEvent)
+	m.HandleFunc("GET /api/webhooks/status", s.inboundStatus)
+	m.HandleFunc("POST /api/webhooks/events/{id}/retry", s.inboundRetry)
+
+	m.Handle("GET /api/audit", s.auth("", s.listAudit))
 }
 
 var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodPut}
@@ -340,26 +362,44 @@ func (p principal) admin() bool { return p.orgID == "" }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
 
-// auth authenticates the bearer key and runs h, answering its error.
-func (s *Server) auth(h handlerFunc) http.Handler {
+// auth authenticates the bearer key and runs h, answering its error. A route with
+// an action is a management action: its outcome, successful or not, is appended to
+// the audit log.
+func (s *Server) auth(action string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var note *auditNote
+		if action != "" {
+			note = &auditNote{rec: hookd.AuditRecord{Time: s.now(), ActorType: hookd.ActorAnonymous, Action: action,
+				ClientIP: s.clientIP(r).String()}}
+			r = r.WithContext(context.WithValue(r.Context(), auditKey{}, note))
+			rw := &statusWriter{ResponseWriter: w}
+			w = rw
+			defer func() { s.audit(r, note, rw.status) }()
+		}
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
-			writeError(w, http.StatusUnauthorized, hookd.EUNAUTHORIZED, "an Authorization: Bearer <key> header is required")
+			s.failAudited(w, r, note, hookd.Errorf(hookd.EUNAUTHORIZED, "an Authorization: Bearer <key> header is required"))
 			return
 		}
 		hash := secret.HashKey(strings.TrimSpace(token))
 		k, err := s.cfg.Store.APIKeyByHash(r.Context(), hash)
 		if hookd.ErrorCode(err) == hookd.ENOTFOUND || (err == nil && !secret.EqualHash(k.Hash, hash)) {
-			writeError(w, http.StatusUnauthorized, hookd.EUNAUTHORIZED, "the API key is not valid")
+			s.failAudited(w, r, note, hookd.Errorf(hookd.EUNAUTHORIZED, "the API key is not valid"))
 			return
 		}
 		if err != nil {
-			s.fail(w, r, err)
+			s.failAudited(w, r, note, err)
 			return
 		}
-		if err := h(w, r, principal{keyID: k.ID, orgID: k.OrgID}); err != nil {
-			s.fail(w, r, err)
+		p := principal{keyID: k.ID, orgID: k.OrgID}
+		if note != nil {
+			note.rec.Actor, note.rec.OrgID, note.rec.ActorType = k.ID, k.OrgID, hookd.ActorKey
+			if p.admin() {
+				note.rec.ActorType = hookd.ActorAdmin
+			}
+		}
+		if err := h(w, r, p); err != nil {
+			s.failAudited(w, r, note, err)
 		}
 	})
 }

@@ -1,0 +1,90 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+)
+
+func appendAudit(tx wtx, r *hookd.AuditRecord) error {
+	if r.ID == "" {
+		r.ID = ids.NewAt("aud", r.Time)
+	}
+	if _, err := tx.Exec(`INSERT INTO audit_log (id, org_id, time, actor_type, actor, action, target, result, reason,
+		client_ip, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.OrgID, us(r.Time), r.ActorType, r.Actor, r.Action, r.Target, r.Result, r.Reason, r.ClientIP, r.Status); err != nil {
+		return fmt.Errorf("append audit record: %w", err)
+	}
+	return nil
+}
+
+// AppendAudit implements hookd.Store.
+func (db *DB) AppendAudit(ctx context.Context, records ...*hookd.AuditRecord) error {
+	err := db.write(ctx, func(tx wtx) error {
+		for _, r := range records {
+			if err := appendAudit(tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// ListAudit implements hookd.Store.
+func (db *DB) ListAudit(ctx context.Context, f hookd.AuditFilter) ([]*hookd.AuditRecord, string, error) {
+	before, err := decodeCursor(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	if before == 0 {
+		before = 1<<63 - 1
+	}
+	limit := pageLimit(f.Page)
+	q := `SELECT seq, id, org_id, time, actor_type, actor, action, target, result, reason, client_ip, status
+		FROM audit_log WHERE seq < ?`
+	args := []any{before}
+	if f.OrgID != "" {
+		q, args = q+` AND org_id = ?`, append(args, f.OrgID)
+	}
+	if !f.Since.IsZero() {
+		q, args = q+` AND time >= ?`, append(args, us(f.Since))
+	}
+	if f.Action != "" {
+		q, args = q+` AND action = ?`, append(args, f.Action)
+	}
+	if f.Actor != "" {
+		q, args = q+` AND actor = ?`, append(args, f.Actor)
+	}
+	rows, err := db.r.QueryContext(ctx, q+` ORDER BY seq DESC LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []*hookd.AuditRecord
+	var last int64
+	next := ""
+	for rows.Next() {
+		if len(out) == limit {
+			next = encodeCursor(last)
+			break
+		}
+		var r hookd.AuditRecord
+		var seq, t int64
+		if err := rows.Scan(&seq, &r.ID, &r.OrgID, &t, &r.ActorType, &r.Actor, &r.Action, &r.Target, &r.Result,
+			&r.Reason, &r.ClientIP, &r.Status); err != nil {
+			return nil, "", fmt.Errorf("list audit: %w", err)
+		}
+		r.Time = fromUS(t)
+		out, last = append(out, &r), seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list audit: %w", err)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,239 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/hookd/hookd"
+)
+
+const partnerColumns = `id, org_id, name, api_key_hash, secret, previous_secret, previous_secret_expires,
+	ip_allowlist, rate_per_second, rate_burst, enabled, created_at, updated_at`
+
+func (db *DB) scanPartner(s scanner) (*hookd.Partner, error) {
+	var (
+		p                         hookd.Partner
+		secret, prev              []byte
+		allow                     string
+		prevExp, created, updated int64
+	)
+	if err := s.Scan(&p.ID, &p.OrgID, &p.Name, &p.APIKeyHash, &secret, &prev, &prevExp, &allow,
+		&p.RateLimit.PerSecond, &p.RateLimit.Burst, &p.Enabled, &created, &updated); err != nil {
+		return nil, err
+	}
+	var prefixes []string
+	if err := json.Unmarshal([]byte(allow), &prefixes); err != nil {
+		return nil, fmt.Errorf("decode ip allowlist: %w", err)
+	}
+	for _, s := range prefixes {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("decode ip allowlist: %w", err)
+		}
+		p.IPAllowlist = append(p.IPAllowlist, pfx)
+	}
+	plain, err := db.cfg.Sealer.Open(secret)
+	if err != nil {
+		return nil, fmt.Errorf("open partner secret: %w", err)
+	}
+	p.Secret = string(plain)
+	if len(prev) > 0 {
+		if plain, err = db.cfg.Sealer.Open(prev); err != nil {
+			return nil, fmt.Errorf("open partner previous secret: %w", err)
+		}
+		p.PreviousSecret = string(plain)
+	}
+	p.PreviousSecretExpires, p.CreatedAt, p.UpdatedAt = fromUS(prevExp), fromUS(created), fromUS(updated)
+	return &p, nil
+}
+
+// partnerArgs returns the values of every partner column after id, org_id and
+// api_key_hash, with secrets sealed.
+func (db *DB) partnerArgs(p *hookd.Partner) ([]any, error) {
+	prefixes := make([]string, len(p.IPAllowlist))
+	for i, pfx := range p.IPAllowlist {
+		prefixes[i] = pfx.String()
+	}
+	allow, err := json.Marshal(prefixes)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := db.cfg.Sealer.Seal([]byte(p.Secret))
+	if err != nil {
+		return nil, fmt.Errorf("seal secret: %w", err)
+	}
+	var prev []byte
+	if p.PreviousSecret != "" {
+		if prev, err = db.cfg.Sealer.Seal([]byte(p.PreviousSecret)); err != nil {
+			return nil, fmt.Errorf("seal secret: %w", err)
+		}
+	}
+	return []any{p.Name, secret, prev, us(p.PreviousSecretExpires), string(allow), p.RateLimit.PerSecond,
+		p.RateLimit.Burst, p.Enabled, us(p.CreatedAt), us(p.UpdatedAt)}, nil
+}
+
+// CreatePartner implements hookd.Store.
+func (db *DB) CreatePartner(ctx context.Context, p *hookd.Partner) error {
+	args, err := db.partnerArgs(p)
+	if err != nil {
+		return fmt.Errorf("create partner: %w", err)
+	}
+	err = db.write(ctx, func(tx wtx) error {
+		var one int
+		if err := tx.QueryRow(`SELECT 1 FROM organizations WHERE id = ?`, p.OrgID).Scan(&one); err != nil {
+			return notFoundIf(err, "organization", p.OrgID)
+		}
+		_, err := tx.Exec(`INSERT INTO partners (id, org_id, api_key_hash, name, secret, previous_secret,
+			previous_secret_expires, ip_allowlist, rate_per_second, rate_burst, enabled, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append([]any{p.ID, p.OrgID, p.APIKeyHash}, args...)...)
+		if isUnique(err) {
+			return hookd.Errorf(hookd.ECONFLICT, "partner %q already exists", p.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create partner: %w", err)
+	}
+	return nil
+}
+
+// Partner implements hookd.Store.
+func (db *DB) Partner(ctx context.Context, orgID, id string) (*hookd.Partner, error) {
+	where, args := orgClause("org_id", orgID, []any{id})
+	p, err := db.scanPartner(db.r.QueryRowContext(ctx, `SELECT `+partnerColumns+` FROM partners WHERE id = ?`+where, args...))
+	if err != nil {
+		return nil, fmt.Errorf("get partner: %w", notFoundIf(err, "partner", id))
+	}
+	return p, nil
+}
+
+// PartnerByKeyHash implements hookd.Store.
+func (db *DB) PartnerByKeyHash(ctx context.Context, hash string) (*hookd.Partner, error) {
+	p, err := db.scanPartner(db.r.QueryRowContext(ctx, `SELECT `+partnerColumns+` FROM partners WHERE api_key_hash = ?`, hash))
+	if err != nil {
+		return nil, fmt.Errorf("get partner by key: %w", notFoundIf(err, "partner", "…"))
+	}
+	return p, nil
+}
+
+// UpdatePartner implements hookd.Store.
+func (db *DB) UpdatePartner(ctx context.Context, orgID, id string, fn func(*hookd.Partner) error) (*hookd.Partner, error) {
+	var out *hookd.Partner
+	err := db.write(ctx, func(tx wtx) error {
+		where, args := orgClause("org_id", orgID, []any{id})
+		p, err := db.scanPartner(tx.QueryRow(`SELECT `+partnerColumns+` FROM partners WHERE id = ?`+where, args...))
+		if err != nil {
+			return notFoundIf(err, "partner", id)
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		vals, err := db.partnerArgs(p)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE partners SET name = ?, secret = ?, previous_secret = ?, previous_secret_expires = ?,
+			ip_allowlist = ?, rate_per_second = ?, rate_burst = ?, enabled = ?, created_at = ?, updated_at = ?
+			WHERE id = ?`, append(vals, p.ID)...); err != nil {
+			return err
+		}
+		out = p
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update partner: %w", err)
+	}
+	return out, nil
+}
+
+// DeletePartner implements hookd.Store.
+func (db *DB) DeletePartner(ctx context.Context, orgID, id string) error {
+	err := db.write(ctx, func(tx wtx) error {
+		where, args := orgClause("org_id", orgID, []any{id})
+		res, err := tx.Exec(`DELETE FROM partners WHERE id = ?`+where, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return hookd.NotFound("partner", id)
+		}
+		_, err = tx.Exec(`DELETE FROM rate_limits WHERE key = ?`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete partner: %w", err)
+	}
+	return nil
+}
+
+// AcceptInbound implements hookd.Store.
+func (db *DB) AcceptInbound(ctx context.Context, ev *hookd.Event, accepted, duplicate *hookd.AuditRecord) (*hookd.PublishResult, error) {
+	var res hookd.PublishResult
+	err := db.write(ctx, func(tx wtx) error {
+		p := newPublisher(tx)
+		r, err := p.publish(ev)
+		if err != nil {
+			return err
+		}
+		res = r
+		if r.Duplicate {
+			return appendAudit(tx, duplicate)
+		}
+		return appendAudit(tx, accepted)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accept inbound event: %w", err)
+	}
+	return &res, nil
+}
+
+// RetryEvent implements hookd.Store.
+func (db *DB) RetryEvent(ctx context.Context, orgID, id string, now time.Time) (int, error) {
+	var n int64
+	err := db.write(ctx, func(tx wtx) error {
+		var seq int64
+		if err := tx.QueryRow(`SELECT seq FROM events WHERE org_id = ? AND id = ?`, orgID, id).Scan(&seq); err != nil {
+			return notFoundIf(err, "event", id)
+		}
+		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
+			WHERE event_seq = ? AND status = 'failed'`, us(now), us(now), seq)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retry event: %w", err)
+	}
+	return int(n), nil
+}
+
+// TakeToken implements hookd.Store.
+func (db *DB) TakeToken(ctx context.Context, key string, limit hookd.RateLimit, now time.Time) (hookd.TokenResult, error) {
+	var res hookd.TokenResult
+	err := db.write(ctx, func(tx wtx) error {
+		tokens, last := float64(limit.Burst), now
+		var updated int64
+		err := tx.QueryRow(`SELECT tokens, updated_at FROM rate_limits WHERE key = ?`, key).Scan(&tokens, &updated)
+		if err != nil && err != sql.ErrNoRows {
+			return err
+		}
+		if err == nil {
+			last = fromUS(updated)
+		}
+		res = hookd.TakeToken(tokens, last, limit, now)
+		_, err = tx.Exec(`INSERT INTO rate_limits (key, tokens, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
+			key, res.Tokens, us(now))
+		return err
+	})
+	if err != nil {
+		return hookd.TokenResult{}, fmt.Errorf("take rate limit token: %w", err)
+	}
+	return res, nil
+}
