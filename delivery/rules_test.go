@@ -100,6 +100,7 @@ func TestMaskHeaders(t *testing.T) {
 	t.Parallel()
 	h := http.Header{}
 	h.Set("X-Webhook-Secret", "s3cret-value-123456")
+	h.Set("X-Webhook-Secret-Previous", "old-s3cret-value-123456")
 	h.Set("Authorization", "Bearer abc")
 	h.Set("X-Api-Token", "t")
 	h.Set("X-Team", "billing")
@@ -107,7 +108,7 @@ func TestMaskHeaders(t *testing.T) {
 	ep := &hookd.Endpoint{SignatureScheme: "shared-secret"}
 	got := maskHeaders(h, ep)
 	want := map[string]string{
-		"X-Webhook-Secret": "********", "Authorization": "********", "X-Api-Token": "********",
+		"X-Webhook-Secret": "********", "X-Webhook-Secret-Previous": "********", "Authorization": "********", "X-Api-Token": "********",
 		"X-Team": "billing", "Webhook-Signature": "v1,abc",
 	}
 	for k, v := range want {

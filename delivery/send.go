@@ -159,9 +159,10 @@ func maskHeaders(h http.Header, ep *hookd.Endpoint) map[string]string {
 			secretHeader = http.CanonicalHeaderKey(ep.SignatureHeader)
 		}
 	}
+	previous := signature.PreviousHeader(secretHeader)
 	for k, vs := range h {
 		v := strings.Join(vs, ", ")
-		if k == secretHeader || sensitive(k) {
+		if (secretHeader != "" && (k == secretHeader || k == previous)) || sensitive(k) {
 			v = "********"
 		}
 		out[k] = v

@@ -39,10 +39,12 @@ type Message struct {
 // [ValidateHeader].
 //
 // secrets lists the active secrets, newest first: two during a rotation
-// grace period. Each HMAC scheme emits one signature per secret,
-// space-separated in one header value, in the order given ("v1,AAA v1,BBB",
-// "sha256=aa sha256=bb", "aa bb"); SharedSecret sends the secrets
-// space-separated the same way.
+// grace period. StandardWebhooks emits one signature per secret,
+// space-separated in its one header as its specification defines
+// ("v1,AAA v1,BBB"). The other schemes define a single value per header, so
+// they put the first secret's value in the header and, during a rotation, the
+// second's in the same header name with "-Previous" appended (see
+// [PreviousHeader]); they accept at most two secrets.
 //
 // A secret is usable if its HMAC key is non-empty: for StandardWebhooks it is
 // the standard base64 after an optional "whsec_" prefix, decoded; for
@@ -63,6 +65,9 @@ func Sign(s Scheme, header string, secrets []string, m Message) (http.Header, er
 	}
 	if len(secrets) == 0 {
 		return nil, fmt.Errorf("%w: no secrets", ErrInvalidSecret)
+	}
+	if s != StandardWebhooks && len(secrets) > 2 {
+		return nil, fmt.Errorf("%w: %s takes at most two secrets (current and previous)", ErrInvalidSecret, s)
 	}
 	var ts string
 	switch s {
@@ -96,12 +101,26 @@ func Sign(s Scheme, header string, secrets []string, m Message) (http.Header, er
 		}
 	}
 
-	h := make(http.Header, 2)
-	h.Set(headerFor(s, header), strings.Join(values, " "))
+	h := make(http.Header, 3)
+	name := headerFor(s, header)
+	if s == StandardWebhooks {
+		h.Set(name, strings.Join(values, " "))
+	} else {
+		h.Set(name, values[0])
+		if len(values) > 1 {
+			h.Set(PreviousHeader(name), values[1])
+		}
+	}
 	if s == Timestamped {
 		h.Set(HeaderTimestamp, ts)
 	}
 	return h, nil
+}
+
+// PreviousHeader returns the header that carries the previous secret's value
+// during a rotation, for the single-value schemes: name + "-Previous".
+func PreviousHeader(name string) string {
+	return http.CanonicalHeaderKey(name + "-Previous")
 }
 
 // TimestampedSignature returns the Timestamped signature of body sent at ts

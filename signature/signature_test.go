@@ -359,9 +359,10 @@ func TestSign(t *testing.T) {
 			name: "hmac-sha256 rotation custom header", scheme: signature.HMACSHA256, header: "x-hub-signature",
 			secrets: []string{"Jefe", "It's a Secret to Everybody"},
 			msg:     signature.Message{Body: []byte("what do ya want for nothing?")},
-			want: http.Header{"X-Hub-Signature": {
-				"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843 " +
-					"e8cdbd8e730d2e4fdcf58541575a9cb80a07904719c22af4a11e5ef405a12e65"}},
+			want: http.Header{
+				"X-Hub-Signature":          {"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+				"X-Hub-Signature-Previous": {"e8cdbd8e730d2e4fdcf58541575a9cb80a07904719c22af4a11e5ef405a12e65"},
+			},
 		},
 		{
 			name: "timestamped", scheme: signature.Timestamped, secrets: []string{vectorKey}, msg: msg,
@@ -373,9 +374,9 @@ func TestSign(t *testing.T) {
 		{
 			name: "timestamped rotation custom header", scheme: signature.Timestamped, header: "X-Sig", secrets: []string{vectorKey, vectorKey + "x"}, msg: msg,
 			want: http.Header{
-				"X-Sig": {"sha256=2e37df5d4a028c51a7f3133d64ae1e300d2c2c900f1b1d49d4369ad2530f8964 " +
-					signature.TimestampedSignature(vectorKey+"x", 1614265330, msg.Body)},
-				"X-Timestamp": {"1614265330"},
+				"X-Sig":          {"sha256=2e37df5d4a028c51a7f3133d64ae1e300d2c2c900f1b1d49d4369ad2530f8964"},
+				"X-Sig-Previous": {signature.TimestampedSignature(vectorKey+"x", 1614265330, msg.Body)},
+				"X-Timestamp":    {"1614265330"},
 			},
 		},
 		{
@@ -385,7 +386,7 @@ func TestSign(t *testing.T) {
 		{
 			name: "shared-secret rotation custom header", scheme: signature.SharedSecret, header: "Authorization",
 			secrets: []string{"new-secret-0123456789", vectorKey},
-			want:    http.Header{"Authorization": {"new-secret-0123456789 " + vectorKey}},
+			want:    http.Header{"Authorization": {"new-secret-0123456789"}, "Authorization-Previous": {vectorKey}},
 		},
 		{
 			name: "sub-second timestamp truncated", scheme: signature.Timestamped, secrets: []string{"k"},

@@ -65,7 +65,11 @@ func Verify(s Scheme, header, secret string, h http.Header, body []byte, opts Ve
 		return err
 	}
 	name := headerFor(s, header)
-	sigs := strings.Join(h.Values(name), " ")
+	values := h.Values(name)
+	if s != StandardWebhooks {
+		values = append(values, h.Values(PreviousHeader(name))...)
+	}
+	sigs := strings.Join(values, " ")
 	switch s {
 	case StandardWebhooks:
 		return verifyStandard(k, h, sigs, body, opts)
