@@ -112,12 +112,12 @@ func InboundEventID(partnerID, eventID string) string {
 func (ie *InboundEvent) Status() string {
 	pending, attempted := false, false
 	for _, d := range ie.Deliveries {
+		attempted = attempted || d.Attempts > 0
 		switch d.Status {
 		case DeliveryFailed:
 			return InboundFailed
 		case DeliveryPending:
 			pending = true
-			attempted = attempted || d.Attempts > 0
 		}
 	}
 	switch {

@@ -55,6 +55,14 @@ type ClaimParams struct {
 	Now     time.Time     // deliveries due at or before Now, whose lease expired before Now
 	Lease   time.Duration // how long the claim is exclusive
 	Exclude []string      // endpoint ids not to claim for (saturated or rate-limited)
+	// MaxInFlight caps, per endpoint that sets no max_in_flight of its own, how
+	// many of its deliveries may be leased at once (0 = no cap).
+	MaxInFlight int
+	// Caps lowers the cap of some endpoints further (e.g. to their rate limit's
+	// tokens).
+	Caps map[string]int
+	// PerEndpoint, if positive, caps every endpoint's share of this claim.
+	PerEndpoint int
 }
 
 // Release returns a claimed delivery unattempted, due again at NextAttemptAt.
@@ -98,7 +106,7 @@ type Store interface {
 	// ListEndpoints returns a page of endpoints, oldest first, and the next cursor ("" at the end).
 	ListEndpoints(ctx context.Context, f EndpointFilter) ([]*Endpoint, string, error)
 	// UpdateEndpoint applies fn to the endpoint inside one transaction and stores the
-	// result; fn must not block. It returns fn's error (wrapped; errors.Is and
+	// result; fn must not block, and its changes to ID and OrgID are not stored. It returns fn's error (wrapped; errors.Is and
 	// ErrorCode see through it), or ENOTFOUND. Changing an endpoint from FIFO to
 	// unordered makes every delivery that waited behind its head due at once.
 	UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*Endpoint) error) (*Endpoint, error)
@@ -130,8 +138,12 @@ type Store interface {
 	RecordTest(ctx context.Context, ev *Event, d *Delivery, a *Attempt) error
 
 	// ClaimDeliveries leases up to p.Limit due, unleased pending deliveries of
-	// enabled endpoints, oldest due first. For a FIFO endpoint only its oldest pending
-	// delivery can be claimed, and only when no other of its deliveries is leased.
+	// enabled endpoints, oldest due first, never more of one endpoint than its cap
+	// (its max_in_flight, else p.MaxInFlight, lowered by p.Caps and p.PerEndpoint)
+	// minus its deliveries already leased. For a FIFO endpoint only its oldest pending delivery can be
+	// claimed, and only when no other of its deliveries is leased. A delivery whose
+	// endpoint secret cannot be opened is not claimed: it records the error and is
+	// due again a minute later.
 	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]*Claim, error)
 	// CompleteDeliveries records attempts and the deliveries' new states atomically. An
 	// outcome whose lease was lost records its attempt but leaves the delivery, its
@@ -150,7 +162,8 @@ type Store interface {
 	// PartnerByKeyHash returns the partner whose API key has that hash. ENOTFOUND if none.
 	PartnerByKeyHash(ctx context.Context, hash string) (*Partner, error)
 	// UpdatePartner applies fn to the partner inside one transaction and stores the
-	// result; fn must not block. It returns fn's error (wrapped), or ENOTFOUND.
+	// result; fn must not block, and its changes to ID, OrgID and APIKeyHash are not
+	// stored. It returns fn's error (wrapped), or ENOTFOUND.
 	UpdatePartner(ctx context.Context, orgID, id string, fn func(*Partner) error) (*Partner, error)
 	// DeletePartner removes a partner and its rate limit bucket; its events stay.
 	// ENOTFOUND if none.
@@ -166,7 +179,8 @@ type Store interface {
 	// by limit up to now. Every process sharing the store shares the bucket.
 	TakeToken(ctx context.Context, key string, limit RateLimit, now time.Time) (TokenResult, error)
 
-	// AppendAudit appends records to the audit log, which nothing ever changes or deletes.
+	// AppendAudit appends records to the audit log, which nothing ever changes or
+	// deletes; a record without an ID gets one.
 	AppendAudit(ctx context.Context, records ...*AuditRecord) error
 	// ListAudit returns a page of audit records, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditRecord, string, error)

@@ -34,7 +34,9 @@ type Config struct {
 	// Policy guards targets at connect time (SSRF) and decides whether http URLs may
 	// be used. The zero value is strict: https and public addresses only.
 	Policy netguard.Policy
-	// Concurrency caps attempts in flight across all endpoints. Default 256.
+	// Concurrency caps attempts in flight across all endpoints. Default 512. The
+	// last quarter of it is kept for endpoints with nothing in flight, so that slow
+	// endpoints can never hold every slot and delay the others.
 	Concurrency int
 	// MaxInFlight is the default cap on attempts in flight per endpoint, for
 	// endpoints that set none. Default 32.
@@ -65,7 +67,7 @@ func (c *Config) setDefaults() error {
 		return errors.New("delivery: Config.Store is required")
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 256
+		c.Concurrency = 512
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 32
@@ -215,6 +217,11 @@ func (e *Engine) loop(ctx context.Context) {
 	}
 }
 
+// reserve is how many slots only endpoints with nothing in flight may take.
+func (e *Engine) reserve() int {
+	return max(1, e.cfg.Concurrency/4)
+}
+
 func (e *Engine) free() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -226,12 +233,32 @@ func (e *Engine) free() int {
 func (e *Engine) runOnce(ctx context.Context) (int, error) {
 	now := e.cfg.Now()
 	e.mu.Lock()
-	limit := min(e.cfg.Concurrency-e.inFlight, e.cfg.BatchSize)
+	free := e.cfg.Concurrency - e.inFlight
+	// The last e.reserve() slots are claimed only one per endpoint, and only by
+	// endpoints with nothing in flight; the rest, up to what no single endpoint may
+	// exceed, by anyone.
+	reserved := free <= e.reserve()
+	limit, perEndpoint := min(free-e.reserve(), e.cfg.BatchSize), max(1, e.cfg.Concurrency-e.reserve())
+	if reserved {
+		limit, perEndpoint = min(free, e.cfg.BatchSize), 1
+	}
 	var exclude []string
+	caps := map[string]int{}
 	for id, st := range e.endpoints {
-		if st.inFlight >= st.max || (st.limiter != nil && st.limiter.TokensAt(now) < 1) {
+		switch {
+		case st.inFlight >= st.max:
 			exclude = append(exclude, id)
-		} else if st.inFlight == 0 && len(e.endpoints) > 10000 {
+		case reserved && st.inFlight > 0:
+			// The last slots go to endpoints that have nothing in flight.
+			exclude = append(exclude, id)
+		case st.limiter != nil:
+			tokens := int(st.limiter.TokensAt(now))
+			if tokens < 1 {
+				exclude = append(exclude, id)
+			} else {
+				caps[id] = tokens
+			}
+		case st.inFlight == 0 && len(e.endpoints) > 10000:
 			delete(e.endpoints, id) // forget idle endpoints to bound memory
 		}
 	}
@@ -241,6 +268,7 @@ func (e *Engine) runOnce(ctx context.Context) (int, error) {
 	}
 	claims, err := e.cfg.Store.ClaimDeliveries(ctx, hookd.ClaimParams{
 		Owner: e.cfg.Name, Limit: limit, Now: now, Lease: e.cfg.Lease, Exclude: exclude,
+		MaxInFlight: e.cfg.MaxInFlight, Caps: caps, PerEndpoint: perEndpoint,
 	})
 	if err != nil {
 		return 0, err
@@ -287,6 +315,8 @@ func (e *Engine) stateLocked(ep *hookd.Endpoint) *endpointState {
 	if st.max <= 0 {
 		st.max = e.cfg.MaxInFlight
 	}
+	// No endpoint may take the slots kept in reserve.
+	st.max = min(st.max, max(1, e.cfg.Concurrency-e.reserve()))
 	if ep.Ordering == hookd.OrderingFIFO {
 		st.max = 1
 	}

@@ -482,7 +482,10 @@ func (s *Server) replayEndpoint(w http.ResponseWriter, r *http.Request, p princi
 		return hookd.FieldError("since", "is required")
 	}
 	rp := hookd.ReplayParams{OrgID: p.orgID, EndpointID: r.PathValue("id"), Now: s.now()}
-	var err error
+	e, err := s.cfg.Store.Endpoint(r.Context(), p.orgID, rp.EndpointID)
+	if err != nil {
+		return err
+	}
 	if rp.Since, err = parseTime("since", *req.Since); err != nil {
 		return err
 	}
@@ -504,7 +507,7 @@ func (s *Server) replayEndpoint(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
-	noteTarget(r, p.orgID, rp.EndpointID)
+	noteTarget(r, e.OrgID, e.ID)
 	s.cfg.Engine.Notify()
 	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 	return nil

@@ -143,7 +143,7 @@ func (in *inbound) verify(body []byte) error {
 	now := in.s.cfg.Now()
 	raw := in.r.Header.Get(headerTimestamp)
 	ts, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || raw == "" || raw[0] == '+' || raw[0] == '-' {
+	if err != nil || raw[0] == '+' || raw[0] == '-' || (len(raw) > 1 && raw[0] == '0') {
 		return inboundFail(http.StatusUnauthorized, codeStaleTimestamp, "the x-timestamp header must be unix seconds")
 	}
 	if d := now.Sub(time.Unix(ts, 0)); d > in.s.cfg.InboundTolerance || d < -in.s.cfg.InboundTolerance {

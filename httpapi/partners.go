@@ -68,9 +68,15 @@ func parseAllowlist(entries []string) ([]netip.Prefix, error) {
 			pfx = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 		}
 		if pfx.Addr().Is4In6() {
+			if pfx.Bits() < 96 {
+				return nil, hookd.FieldError("ip_allowlist", "%q mixes IPv4-mapped and plain IPv6 addresses; give an IPv4 or IPv6 prefix", e)
+			}
 			pfx = netip.PrefixFrom(pfx.Addr().Unmap(), pfx.Bits()-96)
 		}
-		out = append(out, pfx.Masked())
+		if pfx = pfx.Masked(); !pfx.IsValid() {
+			return nil, hookd.FieldError("ip_allowlist", "%q is not an IP address or CIDR prefix such as 203.0.113.0/24", e)
+		}
+		out = append(out, pfx)
 	}
 	return out, nil
 }
@@ -94,7 +100,7 @@ func (req *partnerRequest) apply(p *hookd.Partner) error {
 			}
 			p.RateLimit.PerSecond = *req.RateLimit.PerSecond
 			if req.RateLimit.Burst == nil {
-				p.RateLimit.Burst = max(1, int(math.Ceil(2*p.RateLimit.PerSecond)))
+				p.RateLimit.Burst = min(hookd.MaxPartnerBurst, max(1, int(math.Ceil(2*p.RateLimit.PerSecond))))
 			}
 		}
 		if req.RateLimit.Burst != nil {

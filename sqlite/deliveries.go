@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -175,69 +176,183 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 	return int(n), nil
 }
 
-// ClaimDeliveries implements hookd.Store.
+// claimWindow is how many due deliveries, per delivery wanted, a claim considers
+// before applying each endpoint's cap.
+const claimWindow = 4
+
+// ClaimDeliveries implements hookd.Store. It chooses on a reader connection, so that
+// walking the queue never holds up writes; leases in the writer only what is still
+// unleased; and loads the claims on a reader again.
 func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
-	exclude, err := json.Marshal(p.Exclude)
-	if err != nil {
+	seqs, err := db.chooseDue(ctx, p)
+	if err != nil || len(seqs) == 0 {
 		return nil, err
 	}
-	if p.Exclude == nil {
-		exclude = []byte("[]")
-	}
 	lease := ids.New("lease")
-	var claims []*hookd.Claim
+	now := us(p.Now)
+	var leased []int64
+	js, _ := json.Marshal(seqs)
 	err = db.write(ctx, func(tx wtx) error {
-		claims = claims[:0]
-		now := us(p.Now)
-		rows, err := tx.Query(`SELECT `+deliveryColumns+`, ev.data, ev.created_at, `+endpointColumns+`
-			FROM deliveries d
-			JOIN events ev ON ev.seq = d.event_seq
-			JOIN endpoints e ON e.id = d.endpoint_id
-			WHERE d.status = 'pending' AND d.next_attempt_at <= ?
-			  AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			  AND e.enabled = 1
-			  AND (e.ordering <> 'fifo' OR (
-			       d.seq = (SELECT MIN(h.seq) FROM deliveries h WHERE h.endpoint_id = d.endpoint_id AND h.status = 'pending')
-			       AND NOT EXISTS (SELECT 1 FROM deliveries l WHERE l.endpoint_id = d.endpoint_id
-			                       AND l.lease IS NOT NULL AND l.lease_until > ?)))
-			  AND d.endpoint_id NOT IN (SELECT value FROM json_each(?))
-			ORDER BY d.next_attempt_at
-			LIMIT ?`, now, now, now, string(exclude), p.Limit)
+		leased = leased[:0]
+		rows, err := tx.Query(`UPDATE deliveries SET lease = ?, lease_until = ?
+			WHERE seq IN (SELECT value FROM json_each(?)) AND status = 'pending' AND next_attempt_at <= ?
+			  AND (lease_until IS NULL OR lease_until <= ?)
+			  AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled = 1)
+			RETURNING seq`, lease, us(p.Now.Add(p.Lease)), string(js), now, now)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		var seqs []int64
 		for rows.Next() {
-			var c hookd.Claim
-			var data []byte
-			var evCreated int64
-			d, seq, err := scanDeliveryThenEndpoint(db, rows, &c, &data, &evCreated)
-			if err != nil {
+			var seq int64
+			if err := rows.Scan(&seq); err != nil {
 				return err
 			}
-			c.Delivery = *d
-			c.Event = hookd.Event{ID: d.EventID, OrgID: d.OrgID, Type: d.EventType, Data: data, CreatedAt: fromUS(evCreated)}
-			c.Lease = lease
-			claims = append(claims, &c)
-			seqs = append(seqs, seq)
+			leased = append(leased, seq)
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		if len(seqs) == 0 {
-			return nil
-		}
-		js, _ := json.Marshal(seqs)
-		_, err = tx.Exec(`UPDATE deliveries SET lease = ?, lease_until = ? WHERE seq IN (SELECT value FROM json_each(?))`,
-			lease, us(p.Now.Add(p.Lease)), string(js))
-		return err
+		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
+	if len(leased) == 0 {
+		return nil, nil
+	}
+	claims, broken, err := db.loadClaims(ctx, leased, lease)
+	if err != nil {
+		// Leased but not loaded: the leases expire and the deliveries run later.
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if len(broken) > 0 {
+		if err := db.setAside(ctx, broken, lease, p.Now); err != nil {
+			return claims, fmt.Errorf("claim deliveries: %w", err)
+		}
+	}
 	return claims, nil
+}
+
+// chooseDue picks the deliveries to claim: due, unleased, of enabled endpoints,
+// oldest due first, at most each endpoint's free capacity.
+func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, error) {
+	exclude, err := json.Marshal(p.Exclude)
+	if err != nil || p.Exclude == nil {
+		exclude = []byte("[]")
+	}
+	caps, err := json.Marshal(p.Caps)
+	if err != nil || p.Caps == nil {
+		caps = []byte("{}")
+	}
+	now := us(p.Now)
+	const noCap = int64(1) << 40
+	perEndpoint := noCap
+	if p.PerEndpoint > 0 {
+		perEndpoint = int64(p.PerEndpoint)
+	}
+	rows, err := db.r.QueryContext(ctx, `
+		WITH due AS (
+			SELECT d.seq, d.endpoint_id, d.next_attempt_at,
+			       CASE WHEN e.ordering = 'fifo' THEN 1
+			            WHEN e.max_in_flight > 0 THEN e.max_in_flight
+			            WHEN ? > 0 THEN ?
+			            ELSE ? END AS cap
+			FROM deliveries d
+			JOIN endpoints e ON e.id = d.endpoint_id
+			WHERE d.status = 'pending' AND d.next_attempt_at <= ?
+			  AND (d.lease_until IS NULL OR d.lease_until <= ?)
+			  AND e.enabled = 1
+			  AND (e.ordering <> 'fifo' OR d.seq = (SELECT MIN(h.seq) FROM deliveries h
+			       WHERE h.endpoint_id = d.endpoint_id AND h.status = 'pending'))
+			  AND d.endpoint_id NOT IN (SELECT value FROM json_each(?))
+			ORDER BY d.next_attempt_at
+			LIMIT ?
+		), ranked AS (
+			SELECT seq, endpoint_id, next_attempt_at, cap,
+			       ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS rn
+			FROM due
+		)
+		SELECT r.seq FROM ranked r
+		WHERE r.rn <= MIN(r.cap, COALESCE((SELECT value FROM json_each(?) WHERE key = r.endpoint_id), r.cap), ?)
+		             - (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = r.endpoint_id
+		                AND l.lease IS NOT NULL AND l.lease_until > ?)
+		ORDER BY r.next_attempt_at, r.seq
+		LIMIT ?`,
+		p.MaxInFlight, p.MaxInFlight, noCap, now, now, string(exclude), claimWindow*p.Limit, string(caps), perEndpoint, now, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("choose due deliveries: %w", err)
+	}
+	defer rows.Close()
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, fmt.Errorf("choose due deliveries: %w", err)
+		}
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("choose due deliveries: %w", err)
+	}
+	return seqs, nil
+}
+
+// loadClaims reads leased deliveries with their events and endpoints. A row whose
+// endpoint secret cannot be opened is returned in broken instead.
+func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []brokenClaim, error) {
+	js, _ := json.Marshal(seqs)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+deliveryColumns+`, ev.data, ev.created_at, `+endpointColumns+`
+		FROM deliveries d
+		JOIN events ev ON ev.seq = d.event_seq
+		JOIN endpoints e ON e.id = d.endpoint_id
+		WHERE d.seq IN (SELECT value FROM json_each(?)) AND d.lease = ?
+		ORDER BY d.next_attempt_at, d.seq`, string(js), lease)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load claims: %w", err)
+	}
+	defer rows.Close()
+	var claims []*hookd.Claim
+	var broken []brokenClaim
+	for rows.Next() {
+		var c hookd.Claim
+		var data []byte
+		var evCreated int64
+		d, seq, err := scanDeliveryThenEndpoint(db, rows, &c, &data, &evCreated)
+		var de *decodeError
+		switch {
+		case errors.As(err, &de):
+			broken = append(broken, brokenClaim{seq: seq, err: de.Error()})
+			continue
+		case err != nil:
+			return nil, nil, fmt.Errorf("load claims: %w", err)
+		}
+		c.Delivery = *d
+		c.Event = hookd.Event{ID: d.EventID, OrgID: d.OrgID, Type: d.EventType, Data: data, CreatedAt: fromUS(evCreated)}
+		c.Lease = lease
+		claims = append(claims, &c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("load claims: %w", err)
+	}
+	return claims, broken, nil
+}
+
+// brokenClaim is a leased delivery that cannot be attempted.
+type brokenClaim struct {
+	seq int64
+	err string
+}
+
+// setAside ends the leases of broken claims, recording why, due again in a minute.
+func (db *DB) setAside(ctx context.Context, broken []brokenClaim, lease string, now time.Time) error {
+	return db.write(ctx, func(tx wtx) error {
+		for _, b := range broken {
+			if _, err := tx.Exec(`UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?,
+				last_error = ?, updated_at = ? WHERE seq = ? AND lease = ?`,
+				us(now.Add(time.Minute)), "cannot attempt: "+b.err, us(now), b.seq, lease); err != nil {
+				return fmt.Errorf("set aside delivery: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // scanDeliveryThenEndpoint scans a claim row: delivery columns, event data and time,
@@ -251,7 +366,7 @@ func scanDeliveryThenEndpoint(db *DB, rows *sql.Rows, c *hookd.Claim, data *[]by
 	e, _, err := db.scanEndpoint(rows, &seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status,
 		&d.Attempts, &d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, data, evCreated)
 	if err != nil {
-		return nil, 0, err
+		return nil, seq, err
 	}
 	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = nextAttempt(next), fromUS(created), fromUS(updated)
 	c.Endpoint = *e
@@ -352,6 +467,9 @@ func disableEndpoint(tx wtx, p *publisher, o *hookd.Outcome, now int64) error {
 		return fmt.Errorf("disable endpoint: %w", err)
 	}
 	delete(p.subs, orgID)
+	if err := park(tx, endpointID); err != nil {
+		return err
+	}
 	t := fromUS(now)
 	ev := hookd.NewEndpointDisabledEvent(ids.NewAt("evt", t), orgID, endpointID, url, o.DisableEndpoint, t)
 	if _, err := p.publish(ev); err != nil {

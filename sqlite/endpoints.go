@@ -31,22 +31,22 @@ func (db *DB) scanEndpoint(s scanner, extra ...any) (*hookd.Endpoint, int64, err
 		return nil, 0, err
 	}
 	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
-		return nil, 0, fmt.Errorf("decode endpoint events: %w", err)
+		return nil, 0, &decodeError{fmt.Errorf("decode endpoint events: %w", err)}
 	}
 	if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
-		return nil, 0, fmt.Errorf("decode endpoint headers: %w", err)
+		return nil, 0, &decodeError{fmt.Errorf("decode endpoint headers: %w", err)}
 	}
 	e.Retry.InitialInterval = time.Duration(retryInitial) * time.Microsecond
 	e.Retry.MaxInterval = time.Duration(retryMax) * time.Microsecond
 	plain, err := db.cfg.Sealer.Open(secret)
 	if err != nil {
-		return nil, 0, fmt.Errorf("open endpoint secret: %w", err)
+		return nil, 0, &decodeError{fmt.Errorf("open endpoint secret: %w", err)}
 	}
 	e.Secret = string(plain)
 	if len(prev) > 0 {
 		plain, err := db.cfg.Sealer.Open(prev)
 		if err != nil {
-			return nil, 0, fmt.Errorf("open endpoint previous secret: %w", err)
+			return nil, 0, &decodeError{fmt.Errorf("open endpoint previous secret: %w", err)}
 		}
 		e.PreviousSecret = string(plain)
 	}
@@ -172,15 +172,18 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 		if err != nil {
 			return notFoundIf(err, "endpoint", id)
 		}
-		wasFIFO := e.Ordering == hookd.OrderingFIFO
+		wasFIFO, wasEnabled := e.Ordering == hookd.OrderingFIFO, e.Enabled
 		if err := fn(e); err != nil {
 			return err
 		}
-		if wasFIFO && e.Ordering != hookd.OrderingFIFO {
-			// No longer ordered: what waited behind the head is due now.
-			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ? WHERE endpoint_id = ? AND status = 'pending'
-				AND next_attempt_at = ?`, us(e.UpdatedAt), e.ID, parked); err != nil {
-				return fmt.Errorf("unpark deliveries: %w", err)
+		switch {
+		case wasEnabled && !e.Enabled:
+			if err := park(tx, e.ID); err != nil {
+				return err
+			}
+		case !wasEnabled && e.Enabled, e.Enabled && wasFIFO && e.Ordering != hookd.OrderingFIFO:
+			if err := unpark(tx, e.ID, e.Ordering == hookd.OrderingFIFO, us(e.UpdatedAt)); err != nil {
+				return err
 			}
 		}
 		vals, err := db.endpointArgs(e)
@@ -217,6 +220,30 @@ func (db *DB) DeleteEndpoint(ctx context.Context, orgID, id string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("delete endpoint: %w", err)
+	}
+	return nil
+}
+
+// park takes a disabled endpoint's waiting deliveries out of the due range, so
+// that claims never walk them; unpark brings them back.
+func park(tx wtx, endpointID string) error {
+	if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ? WHERE endpoint_id = ? AND status = 'pending'
+		AND lease IS NULL`, parked, endpointID); err != nil {
+		return fmt.Errorf("park deliveries: %w", err)
+	}
+	return nil
+}
+
+// unpark makes an enabled endpoint's parked deliveries due at now: all of them, or
+// for a FIFO endpoint only the oldest (the rest follow it one by one).
+func unpark(tx wtx, endpointID string, fifo bool, now int64) error {
+	q := `UPDATE deliveries SET next_attempt_at = ? WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at = ?`
+	if fifo {
+		q = `UPDATE deliveries SET next_attempt_at = ? WHERE seq = (SELECT MIN(seq) FROM deliveries
+			WHERE endpoint_id = ? AND status = 'pending') AND next_attempt_at = ?`
+	}
+	if _, err := tx.Exec(q, now, endpointID, parked); err != nil {
+		return fmt.Errorf("unpark deliveries: %w", err)
 	}
 	return nil
 }

@@ -91,7 +91,7 @@ func (db *DB) CreatePartner(ctx context.Context, p *hookd.Partner) error {
 			previous_secret_expires, ip_allowlist, rate_per_second, rate_burst, enabled, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append([]any{p.ID, p.OrgID, p.APIKeyHash}, args...)...)
 		if isUnique(err) {
-			return hookd.Errorf(hookd.ECONFLICT, "partner %q already exists", p.ID)
+			return hookd.Errorf(hookd.ECONFLICT, "a partner with id %q or the same API key already exists", p.ID)
 		}
 		return err
 	})
@@ -196,7 +196,8 @@ func (db *DB) RetryEvent(ctx context.Context, orgID, id string, now time.Time) (
 	var n int64
 	err := db.write(ctx, func(tx wtx) error {
 		var seq int64
-		if err := tx.QueryRow(`SELECT seq FROM events WHERE org_id = ? AND id = ?`, orgID, id).Scan(&seq); err != nil {
+		where, args := orgClause("org_id", orgID, []any{id})
+		if err := tx.QueryRow(`SELECT seq FROM events WHERE id = ?`+where+` ORDER BY seq DESC LIMIT 1`, args...).Scan(&seq); err != nil {
 			return notFoundIf(err, "event", id)
 		}
 		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
@@ -227,9 +228,15 @@ func (db *DB) TakeToken(ctx context.Context, key string, limit hookd.RateLimit, 
 			last = fromUS(updated)
 		}
 		res = hookd.TakeToken(tokens, last, limit, now)
+		// A clock behind the bucket's (another instance's skew) refills nothing and
+		// must not move the bucket back in time either, or the next take refills twice.
+		at := now
+		if at.Before(last) {
+			at = last
+		}
 		_, err = tx.Exec(`INSERT INTO rate_limits (key, tokens, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`,
-			key, res.Tokens, us(now))
+			key, res.Tokens, us(at))
 		return err
 	})
 	if err != nil {

@@ -76,3 +76,10 @@ func notFoundIf(err error, kind, id string) error {
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
+
+// decodeError is a row that was read but whose content cannot be decoded (bad JSON,
+// a secret the sealer cannot open): a problem of that row, not of the database.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }

@@ -147,6 +147,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	r.SetMaxOpenConns(cfg.Readers)
 	r.SetMaxIdleConns(cfg.Readers)
+	if err := checkSealer(ctx, w, cfg.Sealer); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	wc, err := w.Conn(ctx)
 	if err != nil {
 		w.Close()
@@ -176,6 +181,36 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
+	}
+	return nil
+}
+
+// ErrWrongMasterKey means the database's secrets were sealed with another key.
+var ErrWrongMasterKey = errors.New("sqlite: the master key does not open this database's secrets " +
+	"(HOOKD_MASTER_KEY or master.key differs from the key they were sealed with)")
+
+// sealerCheck is sealed into the database on first open; reopening with a sealer
+// that cannot open it fails at once instead of failing every delivery later.
+const sealerCheck = "hookd sealer check"
+
+func checkSealer(ctx context.Context, w *sql.DB, s Sealer) error {
+	var sealed []byte
+	err := w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'sealer_check'`).Scan(&sealed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if sealed, err = s.Seal([]byte(sealerCheck)); err != nil {
+			return fmt.Errorf("seal the master key check: %w", err)
+		}
+		if _, err := w.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('sealer_check', ?)`, sealed); err != nil {
+			return fmt.Errorf("store the master key check: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("read the master key check: %w", err)
+	}
+	plain, err := s.Open(sealed)
+	if err != nil || string(plain) != sealerCheck {
+		return ErrWrongMasterKey
 	}
 	return nil
 }

@@ -45,6 +45,11 @@ func groups() []group {
 		{"Retry", retryTests},
 		{"Replay", replayTests},
 		{"RecordTest", recordTestTests},
+		{"Partner", partnerTests},
+		{"AcceptInbound", acceptInboundTests},
+		{"RetryEvent", retryEventTests},
+		{"TakeToken", takeTokenTests},
+		{"Audit", auditTests},
 		{"Ping", pingTests},
 	}
 }
