@@ -74,7 +74,7 @@ func TestServeHelp(t *testing.T) {
 	}
 	for _, flag := range []string{"addr", "data-dir", "master-key", "admin-key", "dev", "allow-http", "allow-private-targets",
 		"max-body-size", "attempt-timeout", "retry-max-attempts", "retry-initial-interval", "retry-max-interval",
-		"concurrency", "max-in-flight", "shutdown-timeout", "log-format", "log-level"} {
+		"concurrency", "max-in-flight", "shutdown-timeout", "log-format", "log-level", "trusted-proxies"} {
 		env := "$HOOKD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 		if !strings.Contains(out, "--"+flag) || !strings.Contains(out, env) {
 			t.Errorf("serve --help does not show --%s with %s", flag, env)
@@ -101,6 +101,9 @@ func TestBadCommandLine(t *testing.T) {
 		{"retry_initial_over_max", []string{"serve", "--retry-initial-interval", "2h", "--retry-max-interval", "1h"}, "retry"},
 		{"retry_negative", []string{"serve", "--retry-initial-interval", "-1s"}, "retry"},
 		{"master_key_short", []string{"serve", "--master-key", "abcd"}, "master"},
+		{"admin_key_short", []string{"serve", "--admin-key", "short-admin-key"}, "32 characters"},
+		{"shutdown_timeout_zero", []string{"serve", "--shutdown-timeout", "0s"}, "shutdown-timeout"},
+		{"trusted_proxy_bad", []string{"serve", "--trusted-proxies", "10.0.0.0/8,not-an-ip"}, "trusted-proxies"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -64,6 +65,12 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 			Retry:          hookd.RetryPolicy{MaxAttempts: c.RetryMaxAttempts, InitialInterval: c.RetryInitial, MaxInterval: c.RetryMax},
 		},
 	}
+	if c.ShutdownTimeout <= 0 {
+		return cfg, fmt.Errorf("--shutdown-timeout must be positive")
+	}
+	if c.AdminKey != "" && len(c.AdminKey) < 32 {
+		return cfg, fmt.Errorf("HOOKD_ADMIN_KEY must be at least 32 characters (it is stored as a fast hash, so it must not be guessable)")
+	}
 	if err := cfg.Engine.Retry.Validate(); err != nil || c.RetryMaxAttempts < 1 {
 		return cfg, fmt.Errorf("invalid retry flags: attempts must be 1–%d and intervals 0–%s with initial ≤ max", hookd.MaxRetryAttempts, hookd.MaxRetryInterval)
 	}
@@ -109,8 +116,8 @@ func (c *serveCmd) Run(rc runContext) error {
 	if a.AdminKeyFile != "" {
 		abs, _ := filepath.Abs(a.AdminKeyFile)
 		fmt.Fprintf(rc.stdout, "admin key written to %s\n", abs)
-	} else if c.AdminKey == "" {
-		abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, "admin.key"))
+	} else if path := filepath.Join(cfg.DataDir, "admin.key"); c.AdminKey == "" && fileExists(path) {
+		abs, _ := filepath.Abs(path)
 		fmt.Fprintf(rc.stdout, "admin key file: %s\n", abs)
 	}
 	if cfg.Policy.AllowHTTP || cfg.Policy.AllowPrivate {
@@ -134,4 +141,9 @@ func displayURL(addr string) string {
 		return "http://localhost:" + port + " (all interfaces)"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -46,6 +47,9 @@ type Config struct {
 	// PollInterval is how often the store is asked for due deliveries when nothing
 	// woke the engine sooner. Default 250ms.
 	PollInterval time.Duration
+	// ClaimGap is the least time between two claims that did not fill a batch, so
+	// that freed slots are refilled in batches. Default 3ms.
+	ClaimGap time.Duration
 	// AttemptTimeout bounds one attempt, connection included. Default 15s.
 	AttemptTimeout time.Duration
 	// Lease is how long a claim is exclusive. Default AttemptTimeout + 30s.
@@ -80,6 +84,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = 15 * time.Second
+	}
+	if c.ClaimGap <= 0 {
+		c.ClaimGap = 3 * time.Millisecond
 	}
 	if c.Lease <= 0 {
 		c.Lease = c.AttemptTimeout + 30*time.Second
@@ -151,6 +158,18 @@ func (e *Engine) Notify() {
 	}
 }
 
+// EndpointChanged tells the engine that an endpoint's settings changed (ordering,
+// max_in_flight, rate limit, enabled): it stops holding the endpoint back on what it
+// knew of it until its next claim brings the new settings. It never blocks.
+func (e *Engine) EndpointChanged(id string) {
+	e.mu.Lock()
+	if st := e.endpoints[id]; st != nil {
+		st.max = math.MaxInt
+	}
+	e.mu.Unlock()
+	e.Notify()
+}
+
 // Start starts the claim loop in the background. It returns at once.
 func (e *Engine) Start(ctx context.Context) error {
 	e.startOnce.Do(func() {
@@ -189,7 +208,19 @@ func (e *Engine) loop(ctx context.Context) {
 	defer close(e.loopDone)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var last time.Time
 	for {
+		// Claims are batched: each costs a few queries, so after a short one wait
+		// until ClaimGap has passed, gathering every slot freed meanwhile.
+		if wait := e.cfg.ClaimGap - time.Since(last); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		last = time.Now()
 		n, err := e.runOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.cfg.Logger.Error("claim deliveries", "err", err)
@@ -198,6 +229,7 @@ func (e *Engine) loop(ctx context.Context) {
 			// There may be more due work: go again unless we are out of slots,
 			// in which case a finishing attempt wakes us.
 			if e.free() > 0 {
+				last = time.Time{}
 				continue
 			}
 		}

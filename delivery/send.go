@@ -56,7 +56,7 @@ func (e *Engine) attempt(ctx context.Context, c *hookd.Claim) result {
 		DeliveryID: c.Delivery.ID,
 		OrgID:      c.Delivery.OrgID,
 		Number:     c.Delivery.Attempts + 1,
-		URL:        ep.URL,
+		URL:        redactURL(ep.URL),
 		CreatedAt:  start,
 	}
 	fail := func(format string, args ...any) result {
@@ -185,8 +185,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
+	if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && s >= 0 {
+		return time.Duration(min(s, int64(hookd.MaxRetryInterval/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return t.Sub(now)
@@ -200,4 +200,13 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// redactURL hides the password of a URL with user information, for the log.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }

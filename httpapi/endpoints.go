@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -74,7 +75,7 @@ type endpointJSON struct {
 }
 
 func (s *Server) toEndpointJSON(e *hookd.Endpoint, withSecret bool) endpointJSON {
-	j := endpointJSON{ID: e.ID, Organization: e.OrgID, URL: e.URL, Events: e.Events, Description: e.Description,
+	j := endpointJSON{ID: e.ID, Organization: e.OrgID, URL: redactURL(e.URL), Events: e.Events, Description: e.Description,
 		Enabled: e.Enabled, Headers: e.Headers, Payload: e.Payload, RateLimit: e.RateLimit, MaxInFlight: e.MaxInFlight,
 		Ordering: e.Ordering, CreatedAt: timeJSON(e.CreatedAt), UpdatedAt: timeJSON(e.UpdatedAt)}
 	if e.DisabledReason != "" && !e.Enabled {
@@ -138,6 +139,11 @@ func (req *endpointRequest) apply(e *hookd.Endpoint) error {
 		sc, err := signature.ParseScheme(scheme)
 		if err != nil {
 			return hookd.FieldError("signature.scheme", "must be one of standard-webhooks, hmac-sha256, timestamped, shared-secret")
+		}
+		if string(sc) != e.SignatureScheme && e.PreviousSecret != "" {
+			// The old secret belongs to the old scheme and may not even be usable
+			// with the new one: a scheme change ends the rotation's grace period.
+			e.PreviousSecret, e.PreviousSecretExpires = "", time.Time{}
 		}
 		e.SignatureScheme, e.SignatureHeader = string(sc), ""
 		if req.Signature.Header != nil {
@@ -317,9 +323,7 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request, p princip
 		return err
 	}
 	noteTarget(r, e.OrgID, e.ID)
-	if e.Enabled {
-		s.cfg.Engine.Notify() // queued retries resume at once
-	}
+	s.cfg.Engine.EndpointChanged(e.ID) // and if enabled, queued retries resume at once
 	writeJSON(w, http.StatusOK, s.toEndpointJSON(e, false))
 	return nil
 }
@@ -511,4 +515,14 @@ func (s *Server) replayEndpoint(w http.ResponseWriter, r *http.Request, p princi
 	s.cfg.Engine.Notify()
 	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 	return nil
+}
+
+// redactURL hides the password of a URL with user information: it is a
+// credential, shown like the secret only where it is asked for.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }

@@ -249,6 +249,9 @@ func (s *Server) inboundBody(in *inbound, body []byte) (*hookd.Event, error) {
 	if err := hookd.ValidateEventType(*req.Type); err != nil {
 		return nil, err
 	}
+	if hookd.Operational(*req.Type) {
+		return nil, hookd.FieldError("type", "%q is reserved for events hookd emits itself", *req.Type)
+	}
 	return &hookd.Event{ID: hookd.InboundEventID(in.partner.ID, *req.ID), OrgID: in.partner.OrgID, Type: *req.Type,
 		Data: req.Data, CreatedAt: s.now()}, nil
 }

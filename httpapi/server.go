@@ -25,6 +25,8 @@ import (
 type Engine interface {
 	// Notify says that deliveries may have become due.
 	Notify()
+	// EndpointChanged says that an endpoint's settings changed.
+	EndpointChanged(id string)
 	// Send makes one attempt now, outside the queue.
 	Send(ctx context.Context, c *hookd.Claim) hookd.Attempt
 }
@@ -239,6 +241,10 @@ func decodeJSON(body []byte, dst any) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case err == nil:
+		// encoding/json matches keys without regard to case; the API does not.
+		if field := unknownField(body, reflect.TypeOf(dst), ""); field != "" {
+			return hookd.FieldError(field, "is not a known field")
+		}
 		return nil
 	case errors.As(err, &te):
 		field := te.Field
@@ -276,7 +282,7 @@ func unknownField(body []byte, t reflect.Type, path string) string {
 			if name == "" {
 				name = f.Name
 			}
-			known[strings.ToLower(name)] = f.Type
+			known[name] = f.Type
 		}
 		keys := make([]string, 0, len(obj))
 		for k := range obj {
@@ -284,7 +290,7 @@ func unknownField(body []byte, t reflect.Type, path string) string {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			ft, ok := known[strings.ToLower(k)]
+			ft, ok := known[k]
 			if !ok {
 				return join(path, k)
 			}
@@ -376,12 +382,12 @@ func (s *Server) auth(action string, h handlerFunc) http.Handler {
 			w = rw
 			defer func() { s.audit(r, note, rw.status) }()
 		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		token, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
 			s.failAudited(w, r, note, hookd.Errorf(hookd.EUNAUTHORIZED, "an Authorization: Bearer <key> header is required"))
 			return
 		}
-		hash := secret.HashKey(strings.TrimSpace(token))
+		hash := secret.HashKey(token)
 		k, err := s.cfg.Store.APIKeyByHash(r.Context(), hash)
 		if hookd.ErrorCode(err) == hookd.ENOTFOUND || (err == nil && !secret.EqualHash(k.Hash, hash)) {
 			s.failAudited(w, r, note, hookd.Errorf(hookd.EUNAUTHORIZED, "the API key is not valid"))
@@ -402,6 +408,14 @@ func (s *Server) auth(action string, h handlerFunc) http.Handler {
 			s.failAudited(w, r, note, err)
 		}
 	})
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header; the scheme
+// name is case-insensitive (RFC 7235).
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 // scope returns the organization a read is limited to: the key's own, or for the

@@ -178,7 +178,7 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 
 // claimWindow is how many due deliveries, per delivery wanted, a claim considers
 // before applying each endpoint's cap.
-const claimWindow = 4
+const claimWindow = 2
 
 // ClaimDeliveries implements hookd.Store. It chooses on a reader connection, so that
 // walking the queue never holds up writes; leases in the writer only what is still
@@ -197,7 +197,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 		rows, err := tx.Query(`UPDATE deliveries SET lease = ?, lease_until = ?
 			WHERE seq IN (SELECT value FROM json_each(?)) AND status = 'pending' AND next_attempt_at <= ?
 			  AND (lease_until IS NULL OR lease_until <= ?)
-			  AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled = 1)
+			  AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled = 1)
 			RETURNING seq`, lease, us(p.Now.Add(p.Lease)), string(js), now, now)
 		if err != nil {
 			return err
@@ -265,15 +265,21 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 			  AND d.endpoint_id NOT IN (SELECT value FROM json_each(?))
 			ORDER BY d.next_attempt_at
 			LIMIT ?
+		), free AS MATERIALIZED (
+			-- Per endpoint in the window: its cap, lowered by the caller, less what
+			-- is leased (in flight) already.
+			SELECT e.endpoint_id,
+			       MIN(e.cap, COALESCE((SELECT value FROM json_each(?) WHERE key = e.endpoint_id), e.cap), ?)
+			       - (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = e.endpoint_id
+			          AND l.lease IS NOT NULL AND l.lease_until > ?) AS n
+			FROM (SELECT endpoint_id, MIN(cap) AS cap FROM due GROUP BY endpoint_id) e
 		), ranked AS (
-			SELECT seq, endpoint_id, next_attempt_at, cap,
+			SELECT seq, endpoint_id, next_attempt_at,
 			       ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS rn
 			FROM due
 		)
-		SELECT r.seq FROM ranked r
-		WHERE r.rn <= MIN(r.cap, COALESCE((SELECT value FROM json_each(?) WHERE key = r.endpoint_id), r.cap), ?)
-		             - (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = r.endpoint_id
-		                AND l.lease IS NOT NULL AND l.lease_until > ?)
+		SELECT r.seq FROM ranked r JOIN free f ON f.endpoint_id = r.endpoint_id
+		WHERE r.rn <= f.n
 		ORDER BY r.next_attempt_at, r.seq
 		LIMIT ?`,
 		p.MaxInFlight, p.MaxInFlight, noCap, now, now, string(exclude), claimWindow*p.Limit, string(caps), perEndpoint, now, p.Limit)

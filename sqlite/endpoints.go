@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -96,6 +98,7 @@ func (db *DB) CreateEndpoint(ctx context.Context, e *hookd.Endpoint) error {
 		if err := tx.QueryRow(`SELECT 1 FROM organizations WHERE id = ?`, e.OrgID).Scan(&one); err != nil {
 			return notFoundIf(err, "organization", e.OrgID)
 		}
+		delete(tx.db.subs, e.OrgID)
 		_, err := tx.Exec(`INSERT INTO endpoints (id, org_id, url, events, description, enabled, disabled_reason,
 			headers, signature_scheme, signature_header, payload, retry_max_attempts, retry_initial_us, retry_max_us,
 			rate_limit, max_in_flight, ordering, secret, previous_secret, previous_secret_expires, created_at, updated_at)
@@ -172,6 +175,7 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 		if err != nil {
 			return notFoundIf(err, "endpoint", id)
 		}
+		delete(tx.db.subs, e.OrgID)
 		wasFIFO, wasEnabled := e.Ordering == hookd.OrderingFIFO, e.Enabled
 		if err := fn(e); err != nil {
 			return err
@@ -209,13 +213,15 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 func (db *DB) DeleteEndpoint(ctx context.Context, orgID, id string) error {
 	err := db.write(ctx, func(tx wtx) error {
 		where, args := orgClause("org_id", orgID, []any{id})
-		res, err := tx.Exec(`DELETE FROM endpoints WHERE id = ?`+where, args...)
+		var org string
+		err := tx.QueryRow(`DELETE FROM endpoints WHERE id = ?`+where+` RETURNING org_id`, args...).Scan(&org)
+		if errors.Is(err, sql.ErrNoRows) {
+			return hookd.NotFound("endpoint", id)
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return hookd.NotFound("endpoint", id)
-		}
+		delete(tx.db.subs, org)
 		return nil
 	})
 	if err != nil {

@@ -18,15 +18,15 @@ type subscriber struct {
 	fifo    bool
 }
 
-// publisher fans events out inside one write transaction, caching each
-// organization's endpoints for the transaction's life.
+// publisher fans events out inside a write transaction, with the writer's cache
+// of each organization's endpoints.
 type publisher struct {
 	tx   wtx
 	subs map[string][]subscriber
 }
 
 func newPublisher(tx wtx) *publisher {
-	return &publisher{tx: tx, subs: map[string][]subscriber{}}
+	return &publisher{tx: tx, subs: tx.db.subs}
 }
 
 func (p *publisher) subscribers(orgID string) ([]subscriber, error) {

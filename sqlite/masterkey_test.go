@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,5 +73,23 @@ func TestClaimSetsAsideUnreadableRow(t *testing.T) {
 	}
 	if again := mustClaim(t, db, base.Add(2*time.Second), time.Minute); len(again) != 0 {
 		t.Errorf("the set-aside delivery was claimed again at once")
+	}
+}
+
+// TestDatabaseFilesArePrivate: the database holds event payloads; it and the
+// files SQLite creates beside it are readable by the owner only.
+func TestDatabaseFilesArePrivate(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "hookd.db")
+	db := openAt(t, path)
+	newFixture(t, db) // writes, so the -wal file exists
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("stat %s: %v", p, err)
+		}
+		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group and others", filepath.Base(p), mode)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sync"
 
 	"github.com/pressly/goose/v3"
@@ -52,6 +53,10 @@ type DB struct {
 	r   *sql.DB   // read-only pool
 
 	stmts map[string]*sql.Stmt // prepared on wc; used only by the writer goroutine
+	// subs caches each organization's endpoints for fan-out; used only by the
+	// writer goroutine, dropped for an organization whenever one of its endpoints
+	// is written, and dropped whole whenever a write fails.
+	subs map[string][]subscriber
 
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -125,6 +130,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Readers <= 0 {
 		cfg.Readers = 8
 	}
+	// SQLite gives its -wal and -shm files the database file's mode: create it
+	// private, since it holds event payloads.
+	f, err := os.OpenFile(cfg.Path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create sqlite database: %w", err)
+	}
+	f.Close()
 	dsn := func(extra string) string {
 		return "file:" + url.PathEscape(cfg.Path) + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 			"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" + extra
@@ -158,7 +170,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
-	db := &DB{cfg: cfg, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	db := &DB{cfg: cfg, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, subs: map[string][]subscriber{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
 	if _, err := wc.ExecContext(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL
 		WHERE status = 'pending' AND lease IS NOT NULL`); err != nil {
 		w.Close()
@@ -296,6 +308,7 @@ func (db *DB) runBatch(batch []writeOp) {
 	}
 	tx := wtx{db: db}
 	abort := func(what string, err error) {
+		clear(db.subs)
 		if _, rbErr := tx.Exec("ROLLBACK"); rbErr != nil {
 			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
 		}
@@ -312,6 +325,7 @@ func (db *DB) runBatch(batch []writeOp) {
 		}
 		errs[i] = op.fn(tx)
 		if errs[i] != nil {
+			clear(db.subs) // it may hold what the rollback undoes
 			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
 				abort("rollback to savepoint", err)
 				return
