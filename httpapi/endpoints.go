@@ -462,6 +462,7 @@ func (s *Server) testEndpoint(w http.ResponseWriter, r *http.Request, p principa
 		Status: hookd.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
 	noteTarget(r, e.OrgID, e.ID)
 	a := s.cfg.Engine.Send(r.Context(), &hookd.Claim{Delivery: *d, Event: *ev, Endpoint: *e})
+	a.CreatedAt = a.CreatedAt.UTC().Truncate(time.Microsecond) // as the store keeps it
 	d.Status = hookd.DeliverySucceeded
 	if a.Error != "" {
 		d.Status = hookd.DeliveryFailed
