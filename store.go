@@ -16,6 +16,10 @@ type Page struct {
 const (
 	DefaultPageLimit = 50
 	MaxPageLimit     = 500
+	// MaxPageDataBytes bounds the event data in one page of events: a page ends
+	// early (with a cursor) once its events hold this much, so that no list
+	// request holds hundreds of large payloads in memory.
+	MaxPageDataBytes = 4 << 20
 )
 
 // EndpointFilter selects endpoints. An empty OrgID means every organization (admin).
@@ -123,7 +127,8 @@ type Store interface {
 	Publish(ctx context.Context, events []*Event) ([]PublishResult, error)
 	// Event returns an event and its deliveries. ENOTFOUND if none.
 	Event(ctx context.Context, orgID, id string) (*Event, []*Delivery, error)
-	// ListEvents returns a page of events, newest first.
+	// ListEvents returns a page of events, newest first; the page ends early once
+	// its events' data reaches MaxPageDataBytes.
 	ListEvents(ctx context.Context, f EventFilter) ([]*Event, string, error)
 
 	// Delivery returns a delivery and its attempts, oldest first. ENOTFOUND if none.

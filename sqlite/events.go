@@ -249,8 +249,9 @@ func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Eve
 	var out []*hookd.Event
 	var last int64
 	next := ""
+	size := 0
 	for rows.Next() {
-		if len(out) == limit {
+		if len(out) == limit || size >= hookd.MaxPageDataBytes {
 			next = encodeCursor(last)
 			break
 		}
@@ -258,7 +259,7 @@ func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Eve
 		if err != nil {
 			return nil, "", fmt.Errorf("list events: %w", err)
 		}
-		out, last = append(out, ev), seq
+		out, last, size = append(out, ev), seq, size+len(ev.Data)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list events: %w", err)

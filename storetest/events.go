@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,40 @@ import (
 )
 
 var eventTests = []test{
+	{"ListPageBoundedByDataSize", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		big := []byte(`"` + strings.Repeat("x", 1<<20) + `"`) // 1 MiB of data each
+		var evs []*hookd.Event
+		for i := range 10 {
+			evs = append(evs, &hookd.Event{ID: fmt.Sprintf("big-%d", i), OrgID: o.ID, Type: "a.b", Data: big, CreatedAt: base})
+		}
+		if _, err := s.Publish(t.Context(), evs); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		cursor := ""
+		for pages := 0; ; pages++ {
+			page, next, err := s.ListEvents(t.Context(), hookd.EventFilter{OrgID: o.ID, Page: hookd.Page{Limit: 500, Cursor: cursor}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := 0
+			for _, ev := range page {
+				size += len(ev.Data)
+				seen[ev.ID] = true
+			}
+			if size > hookd.MaxPageDataBytes+len(big) {
+				t.Errorf("page %d holds %d bytes of data, want at most about %d", pages, size, hookd.MaxPageDataBytes)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if len(seen) != 10 {
+			t.Errorf("pages returned %d of the 10 events", len(seen))
+		}
+	}},
 	{"GetWithDeliveries", func(t *testing.T, s hookd.Store) {
 		o, other := mustOrg(t, s), mustOrg(t, s)
 		a := mustEndpoint(t, s, o.ID, nil)
