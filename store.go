@@ -135,7 +135,8 @@ type Store interface {
 	Delivery(ctx context.Context, orgID, id string) (*Delivery, []*Attempt, error)
 	// ListDeliveries returns a page of deliveries, newest first.
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, string, error)
-	// RetryDelivery makes a delivery pending and due at now, with a fresh retry budget.
+	// RetryDelivery makes a delivery pending and due at now, with a fresh retry
+	// budget. ECONFLICT while an attempt of it is in flight (its lease is live).
 	RetryDelivery(ctx context.Context, orgID, id string, now time.Time) (*Delivery, error)
 	// Replay re-queues an endpoint's deliveries selected by p and returns how many.
 	Replay(ctx context.Context, p ReplayParams) (int, error)

@@ -125,16 +125,17 @@ func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*ho
 // RetryDelivery implements hookd.Store.
 func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time) (*hookd.Delivery, error) {
 	err := db.write(ctx, func(tx wtx) error {
-		where, args := orgClause("org_id", orgID, []any{us(now), us(now), id})
-		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
-			WHERE id = ?`+where, args...)
-		if err != nil {
-			return err
+		where, args := orgClause("org_id", orgID, []any{id})
+		var leaseUntil sql.NullInt64
+		if err := tx.QueryRow(`SELECT lease_until FROM deliveries WHERE id = ?`+where, args...).Scan(&leaseUntil); err != nil {
+			return notFoundIf(err, "delivery", id)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return hookd.NotFound("delivery", id)
+		if leaseUntil.Valid && leaseUntil.Int64 > us(now) {
+			return hookd.Errorf(hookd.ECONFLICT, "delivery %q is being attempted right now; retry it once the attempt is over", id)
 		}
-		return nil
+		_, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
+			WHERE id = ?`, us(now), us(now), id)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery: %w", err)

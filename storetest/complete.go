@@ -263,6 +263,22 @@ var releaseTests = []test{
 }
 
 var retryTests = []test{
+	{"InFlightConflicts", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		e := mustEndpoint(t, s, o.ID, nil)
+		_, ds := mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		cs := mustClaim(t, s, base)
+		if len(cs) != 1 {
+			t.Fatalf("claimed %d, want 1", len(cs))
+		}
+		if _, err := s.RetryDelivery(t.Context(), o.ID, ds[e.ID].ID, base.Add(time.Second)); hookd.ErrorCode(err) != hookd.ECONFLICT {
+			t.Errorf("RetryDelivery of a delivery in flight = %v, want ECONFLICT", err)
+		}
+		// Once the lease has expired (the attempt is over or lost), it can be retried.
+		if _, err := s.RetryDelivery(t.Context(), o.ID, ds[e.ID].ID, base.Add(2*time.Hour)); err != nil {
+			t.Errorf("RetryDelivery after the lease expired = %v, want nil", err)
+		}
+	}},
 	{"FailedBecomesPending", func(t *testing.T, s hookd.Store) {
 		o := mustOrg(t, s)
 		e := mustEndpoint(t, s, o.ID, nil)
