@@ -3,6 +3,7 @@ package hookd
 import (
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -251,4 +252,14 @@ func (p RetryPolicy) Backoff(failed int, jitter float64) time.Duration {
 		d = float64(p.MaxInterval)
 	}
 	return time.Duration(d)
+}
+
+// RedactURL returns raw with the password of its user information, if any,
+// replaced: a URL's password is a credential, not shown in answers or logs.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }

@@ -56,7 +56,7 @@ func (e *Engine) attempt(ctx context.Context, c *hookd.Claim) result {
 		DeliveryID: c.Delivery.ID,
 		OrgID:      c.Delivery.OrgID,
 		Number:     c.Delivery.Attempts + 1,
-		URL:        redactURL(ep.URL),
+		URL:        hookd.RedactURL(ep.URL),
 		CreatedAt:  start,
 	}
 	fail := func(format string, args ...any) result {
@@ -200,13 +200,4 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// redactURL hides the password of a URL with user information, for the log.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -75,7 +74,7 @@ type endpointJSON struct {
 }
 
 func (s *Server) toEndpointJSON(e *hookd.Endpoint, withSecret bool) endpointJSON {
-	j := endpointJSON{ID: e.ID, Organization: e.OrgID, URL: redactURL(e.URL), Events: e.Events, Description: e.Description,
+	j := endpointJSON{ID: e.ID, Organization: e.OrgID, URL: hookd.RedactURL(e.URL), Events: e.Events, Description: e.Description,
 		Enabled: e.Enabled, Headers: e.Headers, Payload: e.Payload, RateLimit: e.RateLimit, MaxInFlight: e.MaxInFlight,
 		Ordering: e.Ordering, CreatedAt: timeJSON(e.CreatedAt), UpdatedAt: timeJSON(e.UpdatedAt)}
 	if e.DisabledReason != "" && !e.Enabled {
@@ -516,14 +515,4 @@ func (s *Server) replayEndpoint(w http.ResponseWriter, r *http.Request, p princi
 	s.cfg.Engine.Notify()
 	writeJSON(w, http.StatusAccepted, map[string]int{"replayed": n})
 	return nil
-}
-
-// redactURL hides the password of a URL with user information: it is a
-// credential, shown like the secret only where it is asked for.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/hookd/hookd"
@@ -65,26 +66,20 @@ func (db *DB) ListAudit(ctx context.Context, f hookd.AuditFilter) ([]*hookd.Audi
 	if err != nil {
 		return nil, "", fmt.Errorf("list audit: %w", err)
 	}
-	defer rows.Close()
-	var out []*hookd.AuditRecord
-	var last int64
-	next := ""
-	for rows.Next() {
-		if len(out) == limit {
-			next = encodeCursor(last)
-			break
-		}
-		var r hookd.AuditRecord
-		var seq, t int64
-		if err := rows.Scan(&seq, &r.ID, &r.OrgID, &t, &r.ActorType, &r.Actor, &r.Action, &r.Target, &r.Result,
-			&r.Reason, &r.ClientIP, &r.Status); err != nil {
-			return nil, "", fmt.Errorf("list audit: %w", err)
-		}
-		r.Time = fromUS(t)
-		out, last = append(out, &r), seq
-	}
-	if err := rows.Err(); err != nil {
+	out, next, err := collectPage(rows, limit, scanAudit, nil)
+	if err != nil {
 		return nil, "", fmt.Errorf("list audit: %w", err)
 	}
 	return out, next, nil
+}
+
+func scanAudit(rows *sql.Rows) (*hookd.AuditRecord, int64, error) {
+	var r hookd.AuditRecord
+	var seq, t int64
+	if err := rows.Scan(&seq, &r.ID, &r.OrgID, &t, &r.ActorType, &r.Actor, &r.Action, &r.Target, &r.Result,
+		&r.Reason, &r.ClientIP, &r.Status); err != nil {
+		return nil, 0, err
+	}
+	r.Time = fromUS(t)
+	return &r, seq, nil
 }

@@ -101,22 +101,8 @@ func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*ho
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", err)
 	}
-	defer rows.Close()
-	var out []*hookd.Delivery
-	var last int64
-	next := ""
-	for rows.Next() {
-		if len(out) == limit {
-			next = encodeCursor(last)
-			break
-		}
-		d, seq, err := scanDelivery(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list deliveries: %w", err)
-		}
-		out, last = append(out, d), seq
-	}
-	if err := rows.Err(); err != nil {
+	out, next, err := collectPage(rows, limit, func(r *sql.Rows) (*hookd.Delivery, int64, error) { return scanDelivery(r) }, nil)
+	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", err)
 	}
 	return out, next, nil

@@ -145,22 +145,8 @@ func (db *DB) ListEndpoints(ctx context.Context, f hookd.EndpointFilter) ([]*hoo
 	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints: %w", err)
 	}
-	defer rows.Close()
-	var out []*hookd.Endpoint
-	var last int64
-	next := ""
-	for rows.Next() {
-		if len(out) == limit {
-			next = encodeCursor(last)
-			break
-		}
-		e, rowid, err := db.scanEndpoint(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list endpoints: %w", err)
-		}
-		out, last = append(out, e), rowid
-	}
-	if err := rows.Err(); err != nil {
+	out, next, err := collectPage(rows, limit, func(r *sql.Rows) (*hookd.Endpoint, int64, error) { return db.scanEndpoint(r) }, nil)
+	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints: %w", err)
 	}
 	return out, next, nil

@@ -245,23 +245,13 @@ func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Eve
 	if err != nil {
 		return nil, "", fmt.Errorf("list events: %w", err)
 	}
-	defer rows.Close()
-	var out []*hookd.Event
-	var last int64
-	next := ""
 	size := 0
-	for rows.Next() {
-		if len(out) == limit || size >= hookd.MaxPageDataBytes {
-			next = encodeCursor(last)
-			break
-		}
-		ev, seq, err := scanEvent(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list events: %w", err)
-		}
-		out, last, size = append(out, ev), seq, size+len(ev.Data)
+	full := func(ev *hookd.Event) bool {
+		size += len(ev.Data)
+		return size >= hookd.MaxPageDataBytes
 	}
-	if err := rows.Err(); err != nil {
+	out, next, err := collectPage(rows, limit, func(r *sql.Rows) (*hookd.Event, int64, error) { return scanEvent(r) }, full)
+	if err != nil {
 		return nil, "", fmt.Errorf("list events: %w", err)
 	}
 	return out, next, nil

@@ -83,3 +83,26 @@ type decodeError struct{ err error }
 
 func (e *decodeError) Error() string { return e.err.Error() }
 func (e *decodeError) Unwrap() error { return e.err }
+
+// collectPage reads one page of a list from rows, which must hold up to limit+1
+// rows ordered by their sequence key: it returns at most limit items, scanned by
+// scan (which also returns the row's key), and the cursor of the next page, "" at
+// the end. full, if not nil, ends the page early once it reports true.
+func collectPage[T any](rows *sql.Rows, limit int, scan func(*sql.Rows) (T, int64, error), full func(T) bool) ([]T, string, error) {
+	defer rows.Close()
+	var out []T
+	var last int64
+	stop := false
+	for rows.Next() {
+		if len(out) == limit || stop {
+			return out, encodeCursor(last), nil
+		}
+		item, key, err := scan(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out, last = append(out, item), key
+		stop = full != nil && full(item)
+	}
+	return out, "", rows.Err()
+}
