@@ -49,8 +49,9 @@ func TestEngineSlowEndpointsNeverStarveOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	fast.wait(t, 5*time.Second)
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("the healthy endpoint's delivery took %v behind hanging endpoints, want well under a second", d)
+	// Starved, it would wait for a hanging attempt's 10 s timeout.
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the healthy endpoint's delivery took %v behind hanging endpoints, want far less than their 10 s timeout", d)
 	}
 }
 
