@@ -110,6 +110,13 @@ func NewDeliveryFailedEvent(evtID string, d *Delivery, attempts int, lastErr str
 	return &Event{ID: evtID, OrgID: d.OrgID, Type: EventDeliveryFailed, Data: data, CreatedAt: now}
 }
 
+// Reserved reports whether t is a type only hookd itself may emit (the
+// operational types); clients and partners cannot publish them. usage_threshold is
+// not reserved: applications publish it too (the brief's own example).
+func Reserved(t string) bool {
+	return Operational(t)
+}
+
 // Operational reports whether t is an operational event type that hookd emits about
 // deliveries; failures delivering those emit no further operational events.
 func Operational(t string) bool {

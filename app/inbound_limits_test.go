@@ -285,7 +285,9 @@ func TestInboundForwardedFor(t *testing.T) {
 		{"two trusted proxies", true, []string{"203.0.113.8, 127.0.0.1"}, 202, "203.0.113.8"},
 		{"trusted proxy, header repeated", true, []string{"198.51.100.9", "203.0.113.9"}, 202, "203.0.113.9"},
 		{"trusted proxy, no header", true, nil, 403, "127.0.0.1"},
-		{"trusted proxy, garbage", true, []string{"not-an-address"}, 403, "127.0.0.1"},
+		{"trusted proxy, garbage", true, []string{"not-an-address"}, 403, ""},
+		{"trusted proxy, hop with a port", true, []string{"203.0.113.11:4711"}, 202, "203.0.113.11"},
+		{"trusted proxy, bracketed IPv6 hop", true, []string{"[2001:db8::1]:4711"}, 403, "2001:db8::1"},
 		{"trusted proxy, IPv4-mapped client", true, []string{"::ffff:203.0.113.10"}, 202, "203.0.113.10"},
 	}
 	for _, trusted := range []bool{false, true} {

@@ -87,6 +87,9 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 			}
 			pfx = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 		}
+		if pfx.Addr().Is4In6() && pfx.Bits() >= 96 {
+			pfx = netip.PrefixFrom(pfx.Addr().Unmap(), pfx.Bits()-96)
+		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx.Masked())
 	}
 	if c.MasterKey != "" {

@@ -308,11 +308,10 @@ func (e *Engine) runOnce(ctx context.Context) (int, error) {
 	var releases []hookd.Release
 	e.mu.Lock()
 	for _, c := range claims {
+		// The store capped each endpoint's share by its live leases, which is
+		// authoritative: the local count may still include attempts whose outcome
+		// was just recorded.
 		st := e.stateLocked(&c.Endpoint)
-		if st.inFlight >= st.max {
-			releases = append(releases, hookd.Release{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt})
-			continue
-		}
 		if st.limiter != nil {
 			r := st.limiter.ReserveN(now, 1)
 			if d := r.DelayFrom(now); d > 0 {

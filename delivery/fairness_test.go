@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -89,5 +90,43 @@ func TestEngineClaimsOnlyWhatItCanSend(t *testing.T) {
 	}
 	if n := cs.released.Load(); n != 0 {
 		t.Errorf("the engine released %d claimed deliveries unattempted, want 0 (claimed %d for 200 sends)", n, cs.claimed.Load())
+	}
+}
+
+// TestEngineChangedEndpointDoesNotStarveOthers: after an endpoint's settings change,
+// the engine no longer holds it back on what it knew (it may now allow more), so
+// the store's per-endpoint capacity alone must keep its backlog from hiding others.
+func TestEngineChangedEndpointDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	db, org := setup(t)
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hang.Close)
+	busy := addEndpoint(t, db, org, hang.URL, func(e *hookd.Endpoint) { e.MaxInFlight = 4; e.Events = []string{"slow"} })
+	evs := make([]*hookd.Event, 300)
+	for i := range evs {
+		evs[i] = &hookd.Event{ID: fmt.Sprintf("slow-%d", i), OrgID: org, Type: "slow", Data: []byte(`{}`), CreatedAt: time.Now()}
+	}
+	if _, err := db.Publish(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	fast := newReceiver(t, 0, 1)
+	addEndpoint(t, db, org, fast.URL, func(e *hookd.Endpoint) { e.Events = []string{"fast"} })
+	eng := startEngine(t, db, func(c *delivery.Config) { c.AttemptTimeout = 10 * time.Second })
+	t.Cleanup(func() { close(release) })
+	time.Sleep(100 * time.Millisecond) // the busy endpoint is at its cap
+	eng.EndpointChanged(busy.ID)
+	start := time.Now()
+	if _, err := db.Publish(context.Background(), []*hookd.Event{{ID: "fast-1", OrgID: org, Type: "fast", Data: []byte(`{}`), CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	fast.wait(t, 9*time.Second)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the healthy endpoint's delivery took %v, want far less than the busy endpoint's 10 s attempts", d)
 	}
 }

@@ -95,9 +95,10 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 		if h == "" {
 			continue
 		}
-		a, err := netip.ParseAddr(h)
-		if err != nil {
-			return client // unparseable: believe nothing further left
+		a, ok := parseHop(h)
+		if !ok {
+			// A hop we cannot read: the client is unknown, and no allowlist admits it.
+			return netip.Addr{}
 		}
 		client = a.Unmap()
 		if !s.trusted(client) {
@@ -105,6 +106,26 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 		}
 	}
 	return client
+}
+
+// ipString is an address for the audit log: "" when the client is unknown.
+func ipString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, possibly with a port or in
+// brackets ("203.0.113.7", "203.0.113.7:4711", "[2001:db8::1]:4711").
+func parseHop(h string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr(), true
+	}
+	return netip.Addr{}, false
 }
 
 func peerAddr(r *http.Request) netip.Addr {

@@ -42,7 +42,7 @@ func (s *Server) event(req *eventRequest, p principal, prefix, idemKey string) (
 	if err := ev.Validate(); err != nil {
 		return nil, prefixed(prefix, err)
 	}
-	if hookd.Operational(ev.Type) {
+	if hookd.Reserved(ev.Type) {
 		return nil, hookd.FieldError(prefix+"type", "%q is reserved for events hookd emits itself", ev.Type)
 	}
 	return ev, nil

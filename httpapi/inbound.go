@@ -58,7 +58,7 @@ type inbound struct {
 
 func (s *Server) newInbound(w http.ResponseWriter, r *http.Request, action string) *inbound {
 	return &inbound{s: s, w: w, r: r, rec: hookd.AuditRecord{Time: s.now(), ActorType: hookd.ActorAnonymous,
-		Action: action, ClientIP: s.clientIP(r).String()}}
+		Action: action, ClientIP: ipString(s.clientIP(r))}}
 }
 
 // fail answers err and appends the failure's audit record. Domain errors keep
@@ -120,7 +120,11 @@ func (in *inbound) authenticate() error {
 		return inboundFail(http.StatusForbidden, codePartnerDisabled, "this partner is disabled")
 	}
 	if ip := in.s.clientIP(in.r); !p.Allows(ip) {
-		return inboundFail(http.StatusForbidden, codeIPNotAllowed, "requests from "+ip.String()+" are not allowed for this partner")
+		from := "requests from " + ip.String()
+		if !ip.IsValid() {
+			from = "requests whose X-Forwarded-For cannot be read"
+		}
+		return inboundFail(http.StatusForbidden, codeIPNotAllowed, from+" are not allowed for this partner")
 	}
 	tok, err := in.s.cfg.Store.TakeToken(in.r.Context(), p.ID, p.RateLimit, in.s.cfg.Now())
 	if err != nil {
@@ -249,7 +253,7 @@ func (s *Server) inboundBody(in *inbound, body []byte) (*hookd.Event, error) {
 	if err := hookd.ValidateEventType(*req.Type); err != nil {
 		return nil, err
 	}
-	if hookd.Operational(*req.Type) {
+	if hookd.Reserved(*req.Type) {
 		return nil, hookd.FieldError("type", "%q is reserved for events hookd emits itself", *req.Type)
 	}
 	return &hookd.Event{ID: hookd.InboundEventID(in.partner.ID, *req.ID), OrgID: in.partner.OrgID, Type: *req.Type,

@@ -376,7 +376,7 @@ func (s *Server) auth(action string, h handlerFunc) http.Handler {
 		var note *auditNote
 		if action != "" {
 			note = &auditNote{rec: hookd.AuditRecord{Time: s.now(), ActorType: hookd.ActorAnonymous, Action: action,
-				ClientIP: s.clientIP(r).String()}}
+				ClientIP: ipString(s.clientIP(r))}}
 			r = r.WithContext(context.WithValue(r.Context(), auditKey{}, note))
 			rw := &statusWriter{ResponseWriter: w}
 			w = rw

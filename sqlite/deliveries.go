@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookd/hookd"
@@ -119,8 +121,8 @@ func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time
 		if leaseUntil.Valid && leaseUntil.Int64 > us(now) {
 			return hookd.Errorf(hookd.ECONFLICT, "delivery %q is being attempted right now; retry it once the attempt is over", id)
 		}
-		_, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
-			WHERE id = ?`, us(now), us(now), id)
+		_, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = `+dueOrParked+`,
+			cycle_attempts = 0, updated_at = ? WHERE id = ?`, us(now), parked, us(now), id)
 		return err
 	})
 	if err != nil {
@@ -139,9 +141,9 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 		if err := tx.QueryRow(`SELECT 1 FROM endpoints WHERE id = ?`+where, args...).Scan(&one); err != nil {
 			return notFoundIf(err, "endpoint", p.EndpointID)
 		}
-		q := `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
-			WHERE endpoint_id = ? AND created_at >= ?`
-		args = []any{us(p.Now), us(p.Now), p.EndpointID, us(p.Since)}
+		q := `UPDATE deliveries SET status = 'pending', next_attempt_at = ` + dueOrParked + `, cycle_attempts = 0,
+			updated_at = ? WHERE endpoint_id = ? AND created_at >= ?`
+		args = []any{us(p.Now), parked, us(p.Now), p.EndpointID, us(p.Since)}
 		if !p.Until.IsZero() {
 			q, args = q+` AND created_at < ?`, append(args, us(p.Until))
 		}
@@ -162,10 +164,6 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 	}
 	return int(n), nil
 }
-
-// claimWindow is how many due deliveries, per delivery wanted, a claim considers
-// before applying each endpoint's cap.
-const claimWindow = 2
 
 // ClaimDeliveries implements hookd.Store. It chooses on a reader connection, so that
 // walking the queue never holds up writes; leases in the writer only what is still
@@ -218,72 +216,99 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 	return claims, nil
 }
 
-// chooseDue picks the deliveries to claim: due, unleased, of enabled endpoints,
-// oldest due first, at most each endpoint's free capacity.
+// chooseDue picks the deliveries to claim, endpoint by endpoint: it lists the
+// enabled endpoints with pending work (a loose scan of the pending index, so its
+// cost grows with those endpoints, not with their backlogs), takes the ones with
+// something due and free capacity (cap less live leases), oldest due first, and
+// from each at most its free capacity of due, unleased deliveries (for a FIFO
+// endpoint, its head only).
 func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, error) {
 	exclude, err := json.Marshal(p.Exclude)
 	if err != nil || p.Exclude == nil {
 		exclude = []byte("[]")
 	}
-	caps, err := json.Marshal(p.Caps)
-	if err != nil || p.Caps == nil {
-		caps = []byte("{}")
-	}
 	now := us(p.Now)
 	const noCap = int64(1) << 40
-	perEndpoint := noCap
-	if p.PerEndpoint > 0 {
-		perEndpoint = int64(p.PerEndpoint)
-	}
 	rows, err := db.r.QueryContext(ctx, `
-		WITH due AS (
-			SELECT d.seq, d.endpoint_id, d.next_attempt_at,
-			       CASE WHEN e.ordering = 'fifo' THEN 1
-			            WHEN e.max_in_flight > 0 THEN e.max_in_flight
-			            WHEN ? > 0 THEN ?
-			            ELSE ? END AS cap
-			FROM deliveries d
-			JOIN endpoints e ON e.id = d.endpoint_id
-			WHERE d.status = 'pending' AND d.next_attempt_at <= ?
-			  AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			  AND e.enabled = 1
-			  AND (e.ordering <> 'fifo' OR d.seq = (SELECT MIN(h.seq) FROM deliveries h
-			       WHERE h.endpoint_id = d.endpoint_id AND h.status = 'pending'))
-			  AND d.endpoint_id NOT IN (SELECT value FROM json_each(?))
-			ORDER BY d.next_attempt_at
-			LIMIT ?
-		), free AS MATERIALIZED (
-			-- Per endpoint in the window: its cap, lowered by the caller, less what
-			-- is leased (in flight) already.
-			SELECT e.endpoint_id,
-			       MIN(e.cap, COALESCE((SELECT value FROM json_each(?) WHERE key = e.endpoint_id), e.cap), ?)
-			       - (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = e.endpoint_id
-			          AND l.lease IS NOT NULL AND l.lease_until > ?) AS n
-			FROM (SELECT endpoint_id, MIN(cap) AS cap FROM due GROUP BY endpoint_id) e
-		), ranked AS (
-			SELECT seq, endpoint_id, next_attempt_at,
-			       ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS rn
-			FROM due
+		WITH RECURSIVE eps(id) AS (
+			SELECT (SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending')
+			UNION ALL
+			SELECT (SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending' AND endpoint_id > eps.id)
+			FROM eps WHERE eps.id IS NOT NULL
 		)
-		SELECT r.seq FROM ranked r JOIN free f ON f.endpoint_id = r.endpoint_id
-		WHERE r.rn <= f.n
-		ORDER BY r.next_attempt_at, r.seq
-		LIMIT ?`,
-		p.MaxInFlight, p.MaxInFlight, noCap, now, now, string(exclude), claimWindow*p.Limit, string(caps), perEndpoint, now, p.Limit)
+		SELECT e.id, e.ordering = 'fifo',
+		       CASE WHEN e.ordering = 'fifo' THEN 1
+		            WHEN e.max_in_flight > 0 THEN e.max_in_flight
+		            WHEN ? > 0 THEN ?
+		            ELSE ? END,
+		       (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = e.id AND l.lease IS NOT NULL AND l.lease_until > ?),
+		       (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending'
+		        AND (d.lease_until IS NULL OR d.lease_until <= ?))
+		FROM eps JOIN endpoints e ON e.id = eps.id
+		WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?))`,
+		p.MaxInFlight, p.MaxInFlight, noCap, now, now, string(exclude))
 	if err != nil {
-		return nil, fmt.Errorf("choose due deliveries: %w", err)
+		return nil, fmt.Errorf("choose due endpoints: %w", err)
 	}
-	defer rows.Close()
-	var seqs []int64
+	type candidate struct {
+		id   string
+		fifo bool
+		free int64
+		due  int64
+	}
+	var cands []candidate
 	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
+		var c candidate
+		var limit, leased int64
+		var due sql.NullInt64
+		if err := rows.Scan(&c.id, &c.fifo, &limit, &leased, &due); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("choose due endpoints: %w", err)
+		}
+		if v, ok := p.Caps[c.id]; ok {
+			limit = min(limit, int64(v))
+		}
+		if p.PerEndpoint > 0 {
+			limit = min(limit, int64(p.PerEndpoint))
+		}
+		c.free, c.due = limit-leased, due.Int64
+		if c.free > 0 && due.Valid && c.due <= now {
+			cands = append(cands, c)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("choose due endpoints: %w", err)
+	}
+	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(a.due, b.due) })
+
+	var seqs []int64
+	for _, c := range cands {
+		if len(seqs) >= p.Limit {
+			break
+		}
+		q := `SELECT seq FROM deliveries WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
+			AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at, seq LIMIT ?`
+		if c.fifo {
+			q = `SELECT seq FROM deliveries WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = ? AND status = 'pending')
+				AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) LIMIT ?`
+		}
+		rows, err := db.r.QueryContext(ctx, q, c.id, now, now, min(c.free, int64(p.Limit-len(seqs))))
+		if err != nil {
 			return nil, fmt.Errorf("choose due deliveries: %w", err)
 		}
-		seqs = append(seqs, seq)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("choose due deliveries: %w", err)
+		for rows.Next() {
+			var seq int64
+			if err := rows.Scan(&seq); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("choose due deliveries: %w", err)
+			}
+			seqs = append(seqs, seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("choose due deliveries: %w", err)
+		}
 	}
 	return seqs, nil
 }

@@ -93,3 +93,31 @@ func TestDatabaseFilesArePrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestMasterKeyCheckOnOlderDatabase: a database whose secrets predate the check
+// value must not accept (and record) a wrong key on its first open with the check.
+func TestMasterKeyCheckOnOlderDatabase(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "hookd.db")
+	db := openAt(t, path)
+	newFixture(t, db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DELETE FROM meta`); err != nil { // as before the check existed
+		t.Fatal(err)
+	}
+	raw.Close()
+	other, _ := secret.NewSealer(bytes.Repeat([]byte{0x22}, 32))
+	if db, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Sealer: other}); !errors.Is(err, sqlite.ErrWrongMasterKey) {
+		if err == nil {
+			db.Close()
+		}
+		t.Fatalf("Open with a wrong key of a database without the check = %v, want ErrWrongMasterKey", err)
+	}
+	openAt(t, path) // the right key opens it and records the check
+}

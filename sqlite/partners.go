@@ -200,8 +200,8 @@ func (db *DB) RetryEvent(ctx context.Context, orgID, id string, now time.Time) (
 		if err := tx.QueryRow(`SELECT seq FROM events WHERE id = ?`+where+` ORDER BY seq DESC LIMIT 1`, args...).Scan(&seq); err != nil {
 			return notFoundIf(err, "event", id)
 		}
-		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, cycle_attempts = 0, updated_at = ?
-			WHERE event_seq = ? AND status = 'failed'`, us(now), us(now), seq)
+		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = `+dueOrParked+`,
+			cycle_attempts = 0, updated_at = ? WHERE event_seq = ? AND status = 'failed'`, us(now), parked, us(now), seq)
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,12 @@ import (
 // it; it is promoted to "due now" when the deliveries ahead of it finish.
 const parked int64 = 1 << 62
 
+// dueOrParked is the next_attempt_at of a re-queued delivery (retry, replay): the
+// first parameter if its endpoint is enabled, else the second (parked), so that a
+// disabled endpoint's deliveries wait outside the due range until it is enabled.
+const dueOrParked = `CASE WHEN EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled = 1)
+	THEN ? ELSE ? END`
+
 // Times are stored as Unix microseconds.
 func us(t time.Time) int64 {
 	if t.IsZero() {

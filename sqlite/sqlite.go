@@ -210,6 +210,18 @@ func checkSealer(ctx context.Context, w *sql.DB, s Sealer) error {
 	err := w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'sealer_check'`).Scan(&sealed)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		// No check yet: a database from before it existed may hold secrets
+		// already, and they must open with this key.
+		var existing []byte
+		err := w.QueryRowContext(ctx, `SELECT secret FROM endpoints UNION ALL SELECT secret FROM partners LIMIT 1`).Scan(&existing)
+		switch {
+		case err == nil:
+			if _, err := s.Open(existing); err != nil {
+				return ErrWrongMasterKey
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("read a sealed secret: %w", err)
+		}
 		if sealed, err = s.Seal([]byte(sealerCheck)); err != nil {
 			return fmt.Errorf("seal the master key check: %w", err)
 		}
@@ -250,7 +262,15 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping sqlite: %w", err)
 	}
-	return db.write(ctx, func(tx wtx) error { return nil })
+	// The writer may be busy with other work; the caller's deadline still holds.
+	done := make(chan error, 1)
+	go func() { done <- db.write(context.WithoutCancel(ctx), func(tx wtx) error { return nil }) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("ping sqlite writer: %w", ctx.Err())
+	}
 }
 
 // write runs fn in a write transaction shared with other concurrent writes and

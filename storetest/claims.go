@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -396,4 +397,69 @@ func fifoRequeuedBehindLease(t *testing.T, s hookd.Store, requeue func(*hookd.Or
 	}
 	mustComplete(t, s, outcome(cs[0], hookd.DeliverySucceeded, now))
 	wantClaimed(t, mustClaim(t, s, now), "claim once nothing is leased", ds1[f.ID])
+}
+
+// capTests check that a claim never gives an endpoint more than its free capacity,
+// and that an endpoint at its capacity, however big its backlog, never hides
+// another endpoint's due deliveries.
+var capTests = []test{
+	{"MaxInFlightMinusLeased", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		mustEndpoint(t, s, o.ID, func(e *hookd.Endpoint) { e.MaxInFlight = 3 })
+		for range 10 {
+			mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		}
+		if cs := mustClaimParams(t, s, hookd.ClaimParams{Now: base, Limit: 100}); len(cs) != 3 {
+			t.Errorf("first claim took %d deliveries of an endpoint with max_in_flight 3, want 3", len(cs))
+		}
+		if cs := mustClaimParams(t, s, hookd.ClaimParams{Now: base, Limit: 100}); len(cs) != 0 {
+			t.Errorf("second claim took %d while 3 are leased, want 0", len(cs))
+		}
+	}},
+	{"DefaultCapCapsAndPerEndpoint", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		a, b, c := mustEndpoint(t, s, o.ID, nil), mustEndpoint(t, s, o.ID, nil), mustEndpoint(t, s, o.ID, nil)
+		for range 10 {
+			mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		}
+		cs := mustClaimParams(t, s, hookd.ClaimParams{Now: base, Limit: 100, MaxInFlight: 4, Caps: map[string]int{b.ID: 2}})
+		got := map[string]int{}
+		for _, c := range cs {
+			got[c.Endpoint.ID]++
+		}
+		if got[a.ID] != 4 || got[b.ID] != 2 || got[c.ID] != 4 {
+			t.Errorf("claimed per endpoint %v, want 4 (default cap), 2 (caller's cap), 4", got)
+		}
+		cs = mustClaimParams(t, s, hookd.ClaimParams{Now: base, Limit: 100, MaxInFlight: 10, PerEndpoint: 1})
+		got = map[string]int{}
+		for _, c := range cs {
+			got[c.Endpoint.ID]++
+		}
+		for id, n := range got {
+			if n > 1 {
+				t.Errorf("endpoint %s got %d deliveries with PerEndpoint 1", id, n)
+			}
+		}
+	}},
+	{"EndpointAtCapDoesNotHideOthers", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		busy := mustEndpoint(t, s, o.ID, func(e *hookd.Endpoint) { e.MaxInFlight = 2; e.Events = []string{"busy"} })
+		quiet := mustEndpoint(t, s, o.ID, func(e *hookd.Endpoint) { e.Events = []string{"quiet"} })
+		var evs []*hookd.Event
+		for i := range 500 {
+			evs = append(evs, &hookd.Event{ID: fmt.Sprintf("busy-%d", i), OrgID: o.ID, Type: "busy", Data: []byte(`{}`), CreatedAt: base})
+		}
+		if _, err := s.Publish(t.Context(), evs); err != nil {
+			t.Fatal(err)
+		}
+		mustClaimParams(t, s, hookd.ClaimParams{Now: base, Limit: 2}) // busy is now at its cap
+		if _, err := s.Publish(t.Context(), []*hookd.Event{{ID: "quiet-1", OrgID: o.ID, Type: "quiet", Data: []byte(`{}`), CreatedAt: base.Add(time.Second)}}); err != nil {
+			t.Fatal(err)
+		}
+		cs := mustClaimParams(t, s, hookd.ClaimParams{Now: base.Add(time.Second), Limit: 2})
+		if len(cs) != 1 || cs[0].Endpoint.ID != quiet.ID {
+			t.Errorf("with %s at its cap and 498 of its deliveries older, claim = %v, want the other endpoint's one delivery",
+				busy.ID, claimedIDs(cs))
+		}
+	}},
 }

@@ -263,6 +263,38 @@ var releaseTests = []test{
 }
 
 var retryTests = []test{
+	{"DisabledEndpointWaitsParked", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		e := mustEndpoint(t, s, o.ID, nil)
+		_, ds := mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		cs := mustClaim(t, s, base)
+		if err := s.CompleteDeliveries(t.Context(), []hookd.Outcome{{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease,
+			Status: hookd.DeliveryFailed, Attempt: hookd.Attempt{ID: ids.New("att"), Number: 1, Error: "boom", CreatedAt: base}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateEndpoint(t.Context(), o.ID, e.ID, func(e *hookd.Endpoint) error { e.Enabled = false; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RetryDelivery(t.Context(), o.ID, ds[e.ID].ID, base.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Replay(t.Context(), hookd.ReplayParams{OrgID: o.ID, EndpointID: e.ID, Since: base.Add(-time.Hour), Now: base.Add(time.Minute)}); err != nil || n != 0 {
+			t.Fatalf("Replay = %d, %v (the delivery is pending already)", n, err)
+		}
+		d, _, err := s.Delivery(t.Context(), o.ID, ds[e.ID].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != hookd.DeliveryPending || !d.NextAttemptAt.IsZero() {
+			t.Errorf("retried delivery of a disabled endpoint: status %q, next %v; want pending and waiting (no due time)", d.Status, d.NextAttemptAt)
+		}
+		if _, err := s.UpdateEndpoint(t.Context(), o.ID, e.ID, func(e *hookd.Endpoint) error { e.Enabled = true; e.UpdatedAt = base.Add(2 * time.Minute); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if cs := mustClaim(t, s, base.Add(2*time.Minute)); len(cs) != 1 {
+			t.Errorf("after enabling, claimed %d, want the waiting delivery", len(cs))
+		}
+	}},
 	{"InFlightConflicts", func(t *testing.T, s hookd.Store) {
 		o := mustOrg(t, s)
 		e := mustEndpoint(t, s, o.ID, nil)

@@ -43,6 +43,7 @@ func groups() []group {
 		{"Complete", completeTests},
 		{"Release", releaseTests},
 		{"Retry", retryTests},
+		{"ClaimCap", capTests},
 		{"Replay", replayTests},
 		{"RecordTest", recordTestTests},
 		{"Partner", partnerTests},
