@@ -82,10 +82,26 @@ func MatchEventType(pattern, eventType string) bool {
 // Secrets returns the secrets to sign with at time now: the current one and, during a
 // rotation's grace period, the previous one.
 func (e *Endpoint) Secrets(now time.Time) []string {
-	if e.PreviousSecret != "" && now.Before(e.PreviousSecretExpires) {
-		return []string{e.Secret, e.PreviousSecret}
+	return activeSecrets(e.Secret, e.PreviousSecret, e.PreviousSecretExpires, now)
+}
+
+// activeSecrets returns current and, until previousExpires, previous.
+func activeSecrets(current, previous string, previousExpires, now time.Time) []string {
+	if previous != "" && now.Before(previousExpires) {
+		return []string{current, previous}
 	}
-	return []string{e.Secret}
+	return []string{current}
+}
+
+// Rotate makes next the current secret and keeps the one it replaces as the
+// previous secret until now+grace; with no grace, the previous secret is dropped.
+// A previous secret from an earlier rotation stops at once.
+func Rotate(current, previous *string, previousExpires *time.Time, next string, now time.Time, grace time.Duration) {
+	*previous, *previousExpires = *current, now.Add(grace)
+	if grace <= 0 {
+		*previous, *previousExpires = "", time.Time{}
+	}
+	*current = next
 }
 
 // Validate reports the first invalid field of e as an EINVALID *Error. It does not

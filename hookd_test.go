@@ -205,3 +205,23 @@ func TestErrorCode(t *testing.T) {
 		}
 	}
 }
+
+func TestRotate(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		grace        time.Duration
+		wantPrevious string
+		wantExpires  time.Time
+	}{
+		{time.Hour, "old", now.Add(time.Hour)},
+		{0, "", time.Time{}},
+	}
+	for _, tt := range tests {
+		cur, prev, exp := "old", "older", now.Add(time.Minute)
+		hookd.Rotate(&cur, &prev, &exp, "new", now, tt.grace)
+		if cur != "new" || prev != tt.wantPrevious || !exp.Equal(tt.wantExpires) {
+			t.Errorf("Rotate(grace %v) = %q, %q, %v; want new, %q, %v", tt.grace, cur, prev, exp, tt.wantPrevious, tt.wantExpires)
+		}
+	}
+}

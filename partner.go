@@ -42,10 +42,7 @@ type Partner struct {
 // Secrets returns the secrets a request may be signed with at time now: the
 // current one and, during a rotation's grace period, the previous one.
 func (p *Partner) Secrets(now time.Time) []string {
-	if p.PreviousSecret != "" && now.Before(p.PreviousSecretExpires) {
-		return []string{p.Secret, p.PreviousSecret}
-	}
-	return []string{p.Secret}
+	return activeSecrets(p.Secret, p.PreviousSecret, p.PreviousSecretExpires, now)
 }
 
 // Allows reports whether a request from addr passes the IP allowlist. IPv4-mapped

@@ -380,35 +380,52 @@ func gracePeriod(v *float64) (time.Duration, error) {
 	return time.Duration(*v * float64(time.Second)), nil
 }
 
-func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principal) error {
+// rotation is the body of a secret rotation: an optional new secret and the grace
+// period of the one it replaces.
+type rotation struct {
+	secret *string
+	grace  time.Duration
+}
+
+// decodeRotation reads {"secret"?, "grace_period"?}; an empty body is allowed.
+func (s *Server) decodeRotation(w http.ResponseWriter, r *http.Request) (rotation, error) {
 	var req struct {
 		Secret      *string  `json:"secret"`
 		GracePeriod *float64 `json:"grace_period"`
 	}
 	if r.ContentLength != 0 {
 		if err := s.decode(w, r, &req); err != nil {
-			return err
+			return rotation{}, err
 		}
 	}
 	grace, err := gracePeriod(req.GracePeriod)
+	return rotation{secret: req.Secret, grace: grace}, err
+}
+
+// next returns the rotation's new secret, valid for scheme, or a generated one.
+func (rot rotation) next(scheme signature.Scheme, generate func() string) (string, error) {
+	if rot.secret == nil {
+		return generate(), nil
+	}
+	if err := signature.ValidateSecret(scheme, *rot.secret); err != nil {
+		return "", hookd.FieldError("secret", "%v", err)
+	}
+	return *rot.secret, nil
+}
+
+func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p principal) error {
+	rot, err := s.decodeRotation(w, r)
 	if err != nil {
 		return err
 	}
 	e, err := s.cfg.Store.UpdateEndpoint(r.Context(), p.orgID, r.PathValue("id"), func(e *hookd.Endpoint) error {
 		sc, _ := signature.ParseScheme(e.SignatureScheme)
-		next := signature.NewSecret()
-		if req.Secret != nil {
-			next = *req.Secret
-			if err := signature.ValidateSecret(sc, next); err != nil {
-				return hookd.FieldError("secret", "%v", err)
-			}
+		next, err := rot.next(sc, signature.NewSecret)
+		if err != nil {
+			return err
 		}
-		now := s.now()
-		e.PreviousSecret, e.PreviousSecretExpires = e.Secret, now.Add(grace)
-		if grace == 0 {
-			e.PreviousSecret, e.PreviousSecretExpires = "", time.Time{}
-		}
-		e.Secret, e.UpdatedAt = next, now
+		e.UpdatedAt = s.now()
+		hookd.Rotate(&e.Secret, &e.PreviousSecret, &e.PreviousSecretExpires, next, e.UpdatedAt, rot.grace)
 		return nil
 	})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
-	"time"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
@@ -126,7 +125,7 @@ func (s *Server) createPartner(w http.ResponseWriter, r *http.Request, pr princi
 		return hookd.FieldError("name", "is required")
 	}
 	now := s.now()
-	apiKey, sec := secret.NewAPIKey("pk_"), secret.NewAPIKey("psec_")
+	apiKey, sec := secret.NewAPIKey("pk_"), newPartnerSecret()
 	p := &hookd.Partner{ID: ids.NewAt("ptn", now), OrgID: org, APIKeyHash: secret.HashKey(apiKey), Secret: sec,
 		RateLimit: hookd.DefaultPartnerRateLimit, Enabled: true, CreatedAt: now, UpdatedAt: now}
 	if err := req.apply(p); err != nil {
@@ -189,33 +188,17 @@ func (s *Server) deletePartner(w http.ResponseWriter, r *http.Request, pr princi
 }
 
 func (s *Server) rotatePartnerSecret(w http.ResponseWriter, r *http.Request, pr principal) error {
-	var req struct {
-		Secret      *string  `json:"secret"`
-		GracePeriod *float64 `json:"grace_period"`
-	}
-	if r.ContentLength != 0 {
-		if err := s.decode(w, r, &req); err != nil {
-			return err
-		}
-	}
-	grace, err := gracePeriod(req.GracePeriod)
+	rot, err := s.decodeRotation(w, r)
 	if err != nil {
 		return err
 	}
-	next := secret.NewAPIKey("psec_")
-	if req.Secret != nil {
-		next = *req.Secret
-		if err := signature.ValidateSecret(signature.Timestamped, next); err != nil {
-			return hookd.FieldError("secret", "%v", err)
-		}
+	next, err := rot.next(signature.Timestamped, newPartnerSecret)
+	if err != nil {
+		return err
 	}
 	p, err := s.cfg.Store.UpdatePartner(r.Context(), pr.orgID, r.PathValue("id"), func(p *hookd.Partner) error {
-		now := s.now()
-		p.PreviousSecret, p.PreviousSecretExpires = p.Secret, now.Add(grace)
-		if grace == 0 {
-			p.PreviousSecret, p.PreviousSecretExpires = "", time.Time{}
-		}
-		p.Secret, p.UpdatedAt = next, now
+		p.UpdatedAt = s.now()
+		hookd.Rotate(&p.Secret, &p.PreviousSecret, &p.PreviousSecretExpires, next, p.UpdatedAt, rot.grace)
 		return nil
 	})
 	if err != nil {
@@ -229,3 +212,7 @@ func (s *Server) rotatePartnerSecret(w http.ResponseWriter, r *http.Request, pr 
 	writeJSON(w, http.StatusOK, j)
 	return nil
 }
+
+// newPartnerSecret returns a fresh partner signing secret: base62, so that it can
+// be passed to openssl -hmac unquoted.
+func newPartnerSecret() string { return secret.NewAPIKey("psec_") }
