@@ -115,17 +115,20 @@ func (c *serveCmd) Run(rc runContext) error {
 	if err := a.Start(rc.ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(rc.stdout, "hookd %s listening on %s\n", app.Version, displayURL(a.Addr()))
+	// One write, so that whoever sees the address sees the rest of the banner too.
+	var banner strings.Builder
+	fmt.Fprintf(&banner, "hookd %s listening on %s\n", app.Version, displayURL(a.Addr()))
 	if a.AdminKeyFile != "" {
 		abs, _ := filepath.Abs(a.AdminKeyFile)
-		fmt.Fprintf(rc.stdout, "admin key written to %s\n", abs)
+		fmt.Fprintf(&banner, "admin key written to %s\n", abs)
 	} else if path := filepath.Join(cfg.DataDir, "admin.key"); c.AdminKey == "" && fileExists(path) {
 		abs, _ := filepath.Abs(path)
-		fmt.Fprintf(rc.stdout, "admin key file: %s\n", abs)
+		fmt.Fprintf(&banner, "admin key file: %s\n", abs)
 	}
 	if cfg.Policy.AllowHTTP || cfg.Policy.AllowPrivate {
-		fmt.Fprintln(rc.stdout, "warning: development mode: http and private-network targets are allowed")
+		fmt.Fprintln(&banner, "warning: development mode: http and private-network targets are allowed")
 	}
+	fmt.Fprint(rc.stdout, banner.String())
 	<-rc.ctx.Done()
 	fmt.Fprintln(rc.stdout, "shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
