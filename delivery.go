@@ -32,6 +32,7 @@ type Delivery struct {
 	NextAttemptAt  time.Time // when a pending delivery is due
 	LastStatusCode int       // status code of the last attempt, 0 if none or no answer
 	LastError      string    // error of the last attempt
+	InFlight       bool      // an attempt holds it (leased) right now
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }

@@ -104,12 +104,12 @@ func InboundEventID(partnerID, eventID string) string {
 }
 
 // Status derives the inbound status from the event's deliveries: failed if any
-// failed; processed if none is pending; queued if none was attempted yet;
-// processing otherwise.
+// failed; processed if none is pending; queued if none was attempted yet (nor is
+// being attempted); processing otherwise.
 func (ie *InboundEvent) Status() string {
 	pending, attempted := false, false
 	for _, d := range ie.Deliveries {
-		attempted = attempted || d.Attempts > 0
+		attempted = attempted || d.Attempts > 0 || d.InFlight
 		switch d.Status {
 		case DeliveryFailed:
 			return InboundFailed

@@ -153,6 +153,8 @@ func TestInboundEventState(t *testing.T) {
 			hookd.InboundProcessing, 2, "503 Service Unavailable", never},
 		{"one succeeded, one unattempted", []*hookd.Delivery{d(S, 1, "", time.Minute), d(P, 0, "", 0)},
 			hookd.InboundProcessing, 1, "", never},
+		{"first attempt in flight", []*hookd.Delivery{{Status: P, InFlight: true}, d(P, 0, "", 0)},
+			hookd.InboundProcessing, 0, "", never},
 		{"re-queued after failing", []*hookd.Delivery{d(P, 3, "500 Internal Server Error", time.Hour)},
 			hookd.InboundProcessing, 3, "500 Internal Server Error", never},
 		{"succeeded", []*hookd.Delivery{d(S, 1, "", time.Minute), d(S, 2, "", 2*time.Minute)},

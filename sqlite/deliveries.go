@@ -15,13 +15,13 @@ import (
 )
 
 const deliveryColumns = `d.seq, d.id, d.org_id, ev.id, ev.type, d.endpoint_id, d.status, d.attempts, d.cycle_attempts,
-	d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at`
+	d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at, d.lease IS NOT NULL`
 
 func scanDelivery(s scanner, extra ...any) (*hookd.Delivery, int64, error) {
 	var d hookd.Delivery
 	var seq, next, created, updated int64
 	dest := append([]any{&seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status, &d.Attempts,
-		&d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated}, extra...)
+		&d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &d.InFlight}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return nil, 0, err
 	}
@@ -382,7 +382,7 @@ func scanDeliveryThenEndpoint(db *DB, rows *sql.Rows, c *hookd.Claim, data *[]by
 		next, created, updated int64
 	)
 	e, _, err := db.scanEndpoint(rows, &seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status,
-		&d.Attempts, &d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, data, evCreated)
+		&d.Attempts, &d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &d.InFlight, data, evCreated)
 	if err != nil {
 		return nil, seq, err
 	}

@@ -40,7 +40,9 @@ var claimTests = []test{
 			t.Fatalf("claimed %d deliveries, want 1", len(cs))
 		}
 		c := cs[0]
-		if diff := cmp.Diff(ds[e.ID], &c.Delivery, cmpopts.IgnoreFields(hookd.Delivery{}, "UpdatedAt")); diff != "" {
+		want := *ds[e.ID]
+		want.InFlight = true // claimed: an attempt holds it now
+		if diff := cmp.Diff(&want, &c.Delivery, cmpopts.IgnoreFields(hookd.Delivery{}, "UpdatedAt")); diff != "" {
 			t.Errorf("Claim.Delivery (-want +got):\n%s", diff)
 		}
 		// The claim's event carries what sending needs; the idempotency key is not needed.
@@ -403,6 +405,28 @@ func fifoRequeuedBehindLease(t *testing.T, s hookd.Store, requeue func(*hookd.Or
 // and that an endpoint at its capacity, however big its backlog, never hides
 // another endpoint's due deliveries.
 var capTests = []test{
+	{"InFlightWhileLeased", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		e := mustEndpoint(t, s, o.ID, nil)
+		_, ds := mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		inFlight := func(what string, want bool) {
+			t.Helper()
+			d, _, err := s.Delivery(t.Context(), o.ID, ds[e.ID].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.InFlight != want {
+				t.Errorf("%s: InFlight = %v, want %v", what, d.InFlight, want)
+			}
+		}
+		inFlight("published", false)
+		cs := mustClaim(t, s, base)
+		inFlight("claimed", true)
+		if err := s.ReleaseDeliveries(t.Context(), []hookd.Release{{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease, NextAttemptAt: base}}); err != nil {
+			t.Fatal(err)
+		}
+		inFlight("released", false)
+	}},
 	{"MaxInFlightMinusLeased", func(t *testing.T, s hookd.Store) {
 		o := mustOrg(t, s)
 		mustEndpoint(t, s, o.ID, func(e *hookd.Endpoint) { e.MaxInFlight = 3 })
