@@ -56,7 +56,9 @@ func ValidateEventType(t string) error {
 	return nil
 }
 
-// Validate reports the first invalid field of e as an EINVALID *Error.
+// Validate reports the first invalid field of an event published by a client or
+// a partner as an EINVALID *Error: its id, its type (which must not be one hookd
+// reserves for itself) and its data (any JSON value but null).
 func (e *Event) Validate() error {
 	if err := ValidateEventID(e.ID); err != nil {
 		return err
@@ -64,8 +66,14 @@ func (e *Event) Validate() error {
 	if err := ValidateEventType(e.Type); err != nil {
 		return err
 	}
-	if len(e.Data) == 0 || !json.Valid(e.Data) {
-		return FieldError("data", "is required and must be JSON")
+	if Reserved(e.Type) {
+		return FieldError("type", "%q is reserved for events hookd emits itself", e.Type)
+	}
+	switch {
+	case len(e.Data) == 0 || string(e.Data) == "null":
+		return FieldError("data", "is required")
+	case !json.Valid(e.Data):
+		return FieldError("data", "must be JSON")
 	}
 	return nil
 }

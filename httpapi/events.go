@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,9 +27,6 @@ func (s *Server) event(req *eventRequest, p principal, prefix, idemKey string) (
 	if req.Type == nil {
 		return nil, hookd.FieldError(prefix+"type", "is required")
 	}
-	if len(req.Data) == 0 || bytes.Equal(req.Data, []byte("null")) {
-		return nil, hookd.FieldError(prefix+"data", "is required")
-	}
 	now := s.now()
 	ev := &hookd.Event{ID: ids.NewAt("evt", now), OrgID: org, Type: *req.Type, Data: req.Data, IdempotencyKey: idemKey, CreatedAt: now}
 	if req.ID != nil {
@@ -41,9 +37,6 @@ func (s *Server) event(req *eventRequest, p principal, prefix, idemKey string) (
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, prefixed(prefix, err)
-	}
-	if hookd.Reserved(ev.Type) {
-		return nil, hookd.FieldError(prefix+"type", "%q is reserved for events hookd emits itself", ev.Type)
 	}
 	return ev, nil
 }

@@ -244,20 +244,13 @@ func (s *Server) inboundBody(in *inbound, body []byte) (*hookd.Event, error) {
 		return nil, hookd.FieldError("id", "is required")
 	case req.Type == nil:
 		return nil, hookd.FieldError("type", "is required")
-	case len(req.Data) == 0 || string(req.Data) == "null":
-		return nil, hookd.FieldError("data", "is required")
 	}
-	if err := hookd.ValidateEventID(*req.ID); err != nil {
+	ev := &hookd.Event{ID: *req.ID, OrgID: in.partner.OrgID, Type: *req.Type, Data: req.Data, CreatedAt: s.now()}
+	if err := ev.Validate(); err != nil { // the partner's own id, before it is namespaced
 		return nil, err
 	}
-	if err := hookd.ValidateEventType(*req.Type); err != nil {
-		return nil, err
-	}
-	if hookd.Reserved(*req.Type) {
-		return nil, hookd.FieldError("type", "%q is reserved for events hookd emits itself", *req.Type)
-	}
-	return &hookd.Event{ID: hookd.InboundEventID(in.partner.ID, *req.ID), OrgID: in.partner.OrgID, Type: *req.Type,
-		Data: req.Data, CreatedAt: s.now()}, nil
+	ev.ID = hookd.InboundEventID(in.partner.ID, ev.ID)
+	return ev, nil
 }
 
 func (in *inbound) partnerEventID(id string) string {

@@ -39,12 +39,9 @@ func (db *DB) AppendAudit(ctx context.Context, records ...*hookd.AuditRecord) er
 
 // ListAudit implements hookd.Store.
 func (db *DB) ListAudit(ctx context.Context, f hookd.AuditFilter) ([]*hookd.AuditRecord, string, error) {
-	before, err := decodeCursor(f.Cursor)
+	before, err := decodeBefore(f.Cursor)
 	if err != nil {
 		return nil, "", err
-	}
-	if before == 0 {
-		before = 1<<63 - 1
 	}
 	limit := pageLimit(f.Page)
 	q := `SELECT seq, id, org_id, time, actor_type, actor, action, target, result, reason, client_ip, status

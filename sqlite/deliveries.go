@@ -75,12 +75,9 @@ func (db *DB) Delivery(ctx context.Context, orgID, id string) (*hookd.Delivery, 
 
 // ListDeliveries implements hookd.Store.
 func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*hookd.Delivery, string, error) {
-	before, err := decodeCursor(f.Cursor)
+	before, err := decodeBefore(f.Cursor)
 	if err != nil {
 		return nil, "", err
-	}
-	if before == 0 {
-		before = 1<<63 - 1
 	}
 	limit := pageLimit(f.Page)
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE d.seq < ?`

@@ -222,12 +222,9 @@ func (db *DB) Event(ctx context.Context, orgID, id string) (*hookd.Event, []*hoo
 
 // ListEvents implements hookd.Store.
 func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Event, string, error) {
-	before, err := decodeCursor(f.Cursor)
+	before, err := decodeBefore(f.Cursor)
 	if err != nil {
 		return nil, "", err
-	}
-	if before == 0 {
-		before = 1<<63 - 1
 	}
 	limit := pageLimit(f.Page)
 	q := `SELECT seq, org_id, id, type, data, idempotency_key, created_at FROM events WHERE seq < ?`

@@ -44,6 +44,16 @@ func encodeCursor(seq int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(seq, 10)))
 }
 
+// decodeBefore reads the cursor of a newest-first list: the sequence number its
+// next page starts below (all of them for the first page).
+func decodeBefore(c string) (int64, error) {
+	before, err := decodeCursor(c)
+	if before == 0 && err == nil {
+		before = 1<<63 - 1
+	}
+	return before, err
+}
+
 func decodeCursor(c string) (int64, error) {
 	if c == "" {
 		return 0, nil
