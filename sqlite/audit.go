@@ -7,6 +7,8 @@ import (
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/cursor"
+	"github.com/hookd/hookd/internal/sqlrow"
 )
 
 func appendAudit(tx wtx, r *hookd.AuditRecord) error {
@@ -39,13 +41,12 @@ func (db *DB) AppendAudit(ctx context.Context, records ...*hookd.AuditRecord) er
 
 // ListAudit implements hookd.Store.
 func (db *DB) ListAudit(ctx context.Context, f hookd.AuditFilter) ([]*hookd.AuditRecord, string, error) {
-	before, err := decodeBefore(f.Cursor)
+	before, err := cursor.DecodeBefore(f.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	limit := pageLimit(f.Page)
-	q := `SELECT seq, id, org_id, time, actor_type, actor, action, target, result, reason, client_ip, status
-		FROM audit_log WHERE seq < ?`
+	limit := cursor.Limit(f.Page)
+	q := `SELECT ` + sqlrow.AuditColumns + ` FROM audit_log WHERE seq < ?`
 	args := []any{before}
 	if f.OrgID != "" {
 		q, args = q+` AND org_id = ?`, append(args, f.OrgID)
@@ -70,13 +71,4 @@ func (db *DB) ListAudit(ctx context.Context, f hookd.AuditFilter) ([]*hookd.Audi
 	return out, next, nil
 }
 
-func scanAudit(rows *sql.Rows) (*hookd.AuditRecord, int64, error) {
-	var r hookd.AuditRecord
-	var seq, t int64
-	if err := rows.Scan(&seq, &r.ID, &r.OrgID, &t, &r.ActorType, &r.Actor, &r.Action, &r.Target, &r.Result,
-		&r.Reason, &r.ClientIP, &r.Status); err != nil {
-		return nil, 0, err
-	}
-	r.Time = fromUS(t)
-	return &r, seq, nil
-}
+func scanAudit(rows *sql.Rows) (*hookd.AuditRecord, int64, error) { return sqlrow.ScanAudit(rows) }

@@ -12,31 +12,13 @@ import (
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/cursor"
+	"github.com/hookd/hookd/internal/sqlrow"
 )
 
-const deliveryColumns = `d.seq, d.id, d.org_id, ev.id, ev.type, d.endpoint_id, d.status, d.attempts, d.cycle_attempts,
-	d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at, d.lease IS NOT NULL`
+const deliveryColumns = sqlrow.DeliveryColumns
 
-func scanDelivery(s scanner, extra ...any) (*hookd.Delivery, int64, error) {
-	var d hookd.Delivery
-	var seq, next, created, updated int64
-	dest := append([]any{&seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status, &d.Attempts,
-		&d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &d.InFlight}, extra...)
-	if err := s.Scan(dest...); err != nil {
-		return nil, 0, err
-	}
-	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = nextAttempt(next), fromUS(created), fromUS(updated)
-	return &d, seq, nil
-}
-
-// nextAttempt reads next_attempt_at: the zero time for a parked delivery, whose
-// time depends on the deliveries ahead of it.
-func nextAttempt(v int64) time.Time {
-	if v == parked {
-		return time.Time{}
-	}
-	return fromUS(v)
-}
+var scanDelivery = sqlrow.ScanDelivery
 
 // Delivery implements hookd.Store.
 func (db *DB) Delivery(ctx context.Context, orgID, id string) (*hookd.Delivery, []*hookd.Attempt, error) {
@@ -46,26 +28,18 @@ func (db *DB) Delivery(ctx context.Context, orgID, id string) (*hookd.Delivery, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("get delivery: %w", notFoundIf(err, "delivery", id))
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT id, org_id, number, url, request_headers, status_code, response_body,
-		duration_us, error, created_at FROM attempts WHERE delivery_seq = ? ORDER BY seq`, seq)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+sqlrow.AttemptColumns+` FROM attempts WHERE delivery_seq = ? ORDER BY seq`, seq)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get attempts: %w", err)
 	}
 	defer rows.Close()
 	var as []*hookd.Attempt
 	for rows.Next() {
-		a := hookd.Attempt{DeliveryID: d.ID}
-		var headers string
-		var dur, created int64
-		if err := rows.Scan(&a.ID, &a.OrgID, &a.Number, &a.URL, &headers, &a.StatusCode, &a.ResponseBody, &dur,
-			&a.Error, &created); err != nil {
+		a, err := sqlrow.ScanAttempt(rows, d.ID)
+		if err != nil {
 			return nil, nil, fmt.Errorf("get attempts: %w", err)
 		}
-		if err := json.Unmarshal([]byte(headers), &a.RequestHeaders); err != nil {
-			return nil, nil, fmt.Errorf("decode attempt headers: %w", err)
-		}
-		a.Duration, a.CreatedAt = time.Duration(dur)*time.Microsecond, fromUS(created)
-		as = append(as, &a)
+		as = append(as, a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("get attempts: %w", err)
@@ -75,11 +49,11 @@ func (db *DB) Delivery(ctx context.Context, orgID, id string) (*hookd.Delivery, 
 
 // ListDeliveries implements hookd.Store.
 func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*hookd.Delivery, string, error) {
-	before, err := decodeBefore(f.Cursor)
+	before, err := cursor.DecodeBefore(f.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	limit := pageLimit(f.Page)
+	limit := cursor.Limit(f.Page)
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE d.seq < ?`
 	args := []any{before}
 	if f.OrgID != "" {
@@ -314,7 +288,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 // endpoint secret cannot be opened is returned in broken instead.
 func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []brokenClaim, error) {
 	js, _ := json.Marshal(seqs)
-	rows, err := db.r.QueryContext(ctx, `SELECT `+deliveryColumns+`, ev.data, ev.created_at, `+endpointColumns+`
+	rows, err := db.r.QueryContext(ctx, `SELECT `+sqlrow.ClaimColumns("rowid")+`
 		FROM deliveries d
 		JOIN events ev ON ev.seq = d.event_seq
 		JOIN endpoints e ON e.id = d.endpoint_id
@@ -327,11 +301,8 @@ func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*ho
 	var claims []*hookd.Claim
 	var broken []brokenClaim
 	for rows.Next() {
-		var c hookd.Claim
-		var data []byte
-		var evCreated int64
-		d, seq, err := scanDeliveryThenEndpoint(db, rows, &c, &data, &evCreated)
-		var de *decodeError
+		c, seq, err := sqlrow.ScanClaim(rows, db.cfg.Sealer, lease)
+		var de *sqlrow.DecodeError
 		switch {
 		case errors.As(err, &de):
 			broken = append(broken, brokenClaim{seq: seq, err: de.Error()})
@@ -339,10 +310,7 @@ func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*ho
 		case err != nil:
 			return nil, nil, fmt.Errorf("load claims: %w", err)
 		}
-		c.Delivery = *d
-		c.Event = hookd.Event{ID: d.EventID, OrgID: d.OrgID, Type: d.EventType, Data: data, CreatedAt: fromUS(evCreated)}
-		c.Lease = lease
-		claims = append(claims, &c)
+		claims = append(claims, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("load claims: %w", err)
@@ -370,33 +338,15 @@ func (db *DB) setAside(ctx context.Context, broken []brokenClaim, lease string, 
 	})
 }
 
-// scanDeliveryThenEndpoint scans a claim row: delivery columns, event data and time,
-// then endpoint columns.
-func scanDeliveryThenEndpoint(db *DB, rows *sql.Rows, c *hookd.Claim, data *[]byte, evCreated *int64) (*hookd.Delivery, int64, error) {
-	var (
-		d                      hookd.Delivery
-		seq                    int64
-		next, created, updated int64
-	)
-	e, _, err := db.scanEndpoint(rows, &seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status,
-		&d.Attempts, &d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &d.InFlight, data, evCreated)
-	if err != nil {
-		return nil, seq, err
-	}
-	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = nextAttempt(next), fromUS(created), fromUS(updated)
-	c.Endpoint = *e
-	return &d, seq, nil
-}
-
 func insertAttempt(tx wtx, a *hookd.Attempt) error {
-	headers, err := json.Marshal(a.RequestHeaders)
+	headers, err := sqlrow.AttemptHeaders(a)
 	if err != nil {
 		return err
 	}
 	res, err := tx.Exec(`INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
 		response_body, duration_us, error, created_at)
 		SELECT ?, seq, org_id, ?, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?`,
-		a.ID, a.Number, a.URL, string(headers), a.StatusCode, a.ResponseBody, a.Duration.Microseconds(), a.Error,
+		a.ID, a.Number, a.URL, headers, a.StatusCode, a.ResponseBody, a.Duration.Microseconds(), a.Error,
 		us(a.CreatedAt), a.DeliveryID)
 	if err != nil {
 		return fmt.Errorf("insert attempt: %w", err)

@@ -3,88 +3,22 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/internal/cursor"
+	"github.com/hookd/hookd/internal/sqlrow"
 )
 
-const endpointColumns = `e.rowid, e.id, e.org_id, e.url, e.events, e.description, e.enabled, e.disabled_reason,
-	e.headers, e.signature_scheme, e.signature_header, e.payload, e.retry_max_attempts, e.retry_initial_us,
-	e.retry_max_us, e.rate_limit, e.max_in_flight, e.ordering, e.secret, e.previous_secret,
-	e.previous_secret_expires, e.created_at, e.updated_at`
+var endpointColumns = sqlrow.EndpointColumns("rowid")
 
-// scanEndpoint reads endpointColumns (preceded by extra destinations) into a new endpoint.
 func (db *DB) scanEndpoint(s scanner, extra ...any) (*hookd.Endpoint, int64, error) {
-	var (
-		e                         hookd.Endpoint
-		rowid                     int64
-		events, headers           string
-		retryInitial, retryMax    int64
-		secret, prev              []byte
-		prevExp, created, updated int64
-	)
-	dest := append(extra, &rowid, &e.ID, &e.OrgID, &e.URL, &events, &e.Description, &e.Enabled, &e.DisabledReason,
-		&headers, &e.SignatureScheme, &e.SignatureHeader, &e.Payload, &e.Retry.MaxAttempts, &retryInitial,
-		&retryMax, &e.RateLimit, &e.MaxInFlight, &e.Ordering, &secret, &prev, &prevExp, &created, &updated)
-	if err := s.Scan(dest...); err != nil {
-		return nil, 0, err
-	}
-	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
-		return nil, 0, &decodeError{fmt.Errorf("decode endpoint events: %w", err)}
-	}
-	if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
-		return nil, 0, &decodeError{fmt.Errorf("decode endpoint headers: %w", err)}
-	}
-	e.Retry.InitialInterval = time.Duration(retryInitial) * time.Microsecond
-	e.Retry.MaxInterval = time.Duration(retryMax) * time.Microsecond
-	plain, err := db.cfg.Sealer.Open(secret)
-	if err != nil {
-		return nil, 0, &decodeError{fmt.Errorf("open endpoint secret: %w", err)}
-	}
-	e.Secret = string(plain)
-	if len(prev) > 0 {
-		plain, err := db.cfg.Sealer.Open(prev)
-		if err != nil {
-			return nil, 0, &decodeError{fmt.Errorf("open endpoint previous secret: %w", err)}
-		}
-		e.PreviousSecret = string(plain)
-	}
-	e.PreviousSecretExpires, e.CreatedAt, e.UpdatedAt = fromUS(prevExp), fromUS(created), fromUS(updated)
-	return &e, rowid, nil
+	return sqlrow.ScanEndpoint(s, db.cfg.Sealer, extra...)
 }
 
-// endpointArgs returns the values of every endpoint column after id and org_id, in
-// table order, with secrets sealed.
 func (db *DB) endpointArgs(e *hookd.Endpoint) ([]any, error) {
-	events, err := json.Marshal(e.Events)
-	if err != nil {
-		return nil, err
-	}
-	headers := e.Headers
-	if headers == nil {
-		headers = map[string]string{}
-	}
-	hdr, err := json.Marshal(headers)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := db.cfg.Sealer.Seal([]byte(e.Secret))
-	if err != nil {
-		return nil, fmt.Errorf("seal secret: %w", err)
-	}
-	var prev []byte
-	if e.PreviousSecret != "" {
-		if prev, err = db.cfg.Sealer.Seal([]byte(e.PreviousSecret)); err != nil {
-			return nil, fmt.Errorf("seal secret: %w", err)
-		}
-	}
-	return []any{e.URL, string(events), e.Description, e.Enabled, e.DisabledReason, string(hdr),
-		e.SignatureScheme, e.SignatureHeader, e.Payload, e.Retry.MaxAttempts, e.Retry.InitialInterval.Microseconds(),
-		e.Retry.MaxInterval.Microseconds(), e.RateLimit, e.MaxInFlight, e.Ordering, secret, prev,
-		us(e.PreviousSecretExpires), us(e.CreatedAt), us(e.UpdatedAt)}, nil
+	return sqlrow.EndpointValues(e, db.cfg.Sealer)
 }
 
 // CreateEndpoint implements hookd.Store.
@@ -134,11 +68,11 @@ func (db *DB) Endpoint(ctx context.Context, orgID, id string) (*hookd.Endpoint, 
 
 // ListEndpoints implements hookd.Store.
 func (db *DB) ListEndpoints(ctx context.Context, f hookd.EndpointFilter) ([]*hookd.Endpoint, string, error) {
-	after, err := decodeCursor(f.Cursor)
+	after, err := cursor.Decode(f.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	limit := pageLimit(f.Page)
+	limit := cursor.Limit(f.Page)
 	where, args := orgClause("e.org_id", f.OrgID, []any{after})
 	rows, err := db.r.QueryContext(ctx, `SELECT `+endpointColumns+` FROM endpoints e WHERE e.rowid > ?`+where+
 		` ORDER BY e.rowid LIMIT ?`, append(args, limit+1)...)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/cursor"
+	"github.com/hookd/hookd/internal/sqlrow"
 )
 
 // subscriber is what fan-out needs of an endpoint.
@@ -63,10 +65,10 @@ func (p *publisher) subscribers(orgID string) ([]subscriber, error) {
 
 // existing returns the event stored under ev's id or idempotency key, or nil.
 func (p *publisher) existing(ev *hookd.Event) (*hookd.Event, int, error) {
-	q := `SELECT seq, org_id, id, type, data, idempotency_key, created_at FROM events WHERE org_id = ? AND id = ?`
+	q := `SELECT ` + sqlrow.EventColumns + ` FROM events WHERE org_id = ? AND id = ?`
 	args := []any{ev.OrgID, ev.ID}
 	if ev.IdempotencyKey != "" {
-		q += ` UNION ALL SELECT seq, org_id, id, type, data, idempotency_key, created_at FROM events WHERE org_id = ? AND idempotency_key = ?`
+		q += ` UNION ALL SELECT ` + sqlrow.EventColumns + ` FROM events WHERE org_id = ? AND idempotency_key = ?`
 		args = append(args, ev.OrgID, ev.IdempotencyKey)
 	}
 	old, seq, err := scanEvent(p.tx.QueryRow(q+` LIMIT 1`, args...))
@@ -180,22 +182,12 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 	return results, nil
 }
 
-func scanEvent(s scanner) (*hookd.Event, int64, error) {
-	var ev hookd.Event
-	var seq, created int64
-	var idem sql.NullString
-	var data []byte
-	if err := s.Scan(&seq, &ev.OrgID, &ev.ID, &ev.Type, &data, &idem, &created); err != nil {
-		return nil, 0, err
-	}
-	ev.Data, ev.IdempotencyKey, ev.CreatedAt = data, idem.String, fromUS(created)
-	return &ev, seq, nil
-}
+var scanEvent = sqlrow.ScanEvent
 
 // Event implements hookd.Store.
 func (db *DB) Event(ctx context.Context, orgID, id string) (*hookd.Event, []*hookd.Delivery, error) {
 	where, args := orgClause("org_id", orgID, []any{id})
-	ev, seq, err := scanEvent(db.r.QueryRowContext(ctx, `SELECT seq, org_id, id, type, data, idempotency_key, created_at
+	ev, seq, err := scanEvent(db.r.QueryRowContext(ctx, `SELECT `+sqlrow.EventColumns+`
 		FROM events WHERE id = ?`+where+` ORDER BY seq DESC LIMIT 1`, args...))
 	if err != nil {
 		return nil, nil, fmt.Errorf("get event: %w", notFoundIf(err, "event", id))
@@ -222,12 +214,12 @@ func (db *DB) Event(ctx context.Context, orgID, id string) (*hookd.Event, []*hoo
 
 // ListEvents implements hookd.Store.
 func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Event, string, error) {
-	before, err := decodeBefore(f.Cursor)
+	before, err := cursor.DecodeBefore(f.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	limit := pageLimit(f.Page)
-	q := `SELECT seq, org_id, id, type, data, idempotency_key, created_at FROM events WHERE seq < ?`
+	limit := cursor.Limit(f.Page)
+	q := `SELECT ` + sqlrow.EventColumns + ` FROM events WHERE seq < ?`
 	args := []any{before}
 	if f.OrgID != "" {
 		q, args = q+` AND org_id = ?`, append(args, f.OrgID)

@@ -3,77 +3,21 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/internal/sqlrow"
 )
 
-const partnerColumns = `id, org_id, name, api_key_hash, secret, previous_secret, previous_secret_expires,
-	ip_allowlist, rate_per_second, rate_burst, enabled, created_at, updated_at`
+const partnerColumns = sqlrow.PartnerColumns
 
 func (db *DB) scanPartner(s scanner) (*hookd.Partner, error) {
-	var (
-		p                         hookd.Partner
-		secret, prev              []byte
-		allow                     string
-		prevExp, created, updated int64
-	)
-	if err := s.Scan(&p.ID, &p.OrgID, &p.Name, &p.APIKeyHash, &secret, &prev, &prevExp, &allow,
-		&p.RateLimit.PerSecond, &p.RateLimit.Burst, &p.Enabled, &created, &updated); err != nil {
-		return nil, err
-	}
-	var prefixes []string
-	if err := json.Unmarshal([]byte(allow), &prefixes); err != nil {
-		return nil, fmt.Errorf("decode ip allowlist: %w", err)
-	}
-	for _, s := range prefixes {
-		pfx, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("decode ip allowlist: %w", err)
-		}
-		p.IPAllowlist = append(p.IPAllowlist, pfx)
-	}
-	plain, err := db.cfg.Sealer.Open(secret)
-	if err != nil {
-		return nil, fmt.Errorf("open partner secret: %w", err)
-	}
-	p.Secret = string(plain)
-	if len(prev) > 0 {
-		if plain, err = db.cfg.Sealer.Open(prev); err != nil {
-			return nil, fmt.Errorf("open partner previous secret: %w", err)
-		}
-		p.PreviousSecret = string(plain)
-	}
-	p.PreviousSecretExpires, p.CreatedAt, p.UpdatedAt = fromUS(prevExp), fromUS(created), fromUS(updated)
-	return &p, nil
+	return sqlrow.ScanPartner(s, db.cfg.Sealer)
 }
 
-// partnerArgs returns the values of every partner column after id, org_id and
-// api_key_hash, with secrets sealed.
 func (db *DB) partnerArgs(p *hookd.Partner) ([]any, error) {
-	prefixes := make([]string, len(p.IPAllowlist))
-	for i, pfx := range p.IPAllowlist {
-		prefixes[i] = pfx.String()
-	}
-	allow, err := json.Marshal(prefixes)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := db.cfg.Sealer.Seal([]byte(p.Secret))
-	if err != nil {
-		return nil, fmt.Errorf("seal secret: %w", err)
-	}
-	var prev []byte
-	if p.PreviousSecret != "" {
-		if prev, err = db.cfg.Sealer.Seal([]byte(p.PreviousSecret)); err != nil {
-			return nil, fmt.Errorf("seal secret: %w", err)
-		}
-	}
-	return []any{p.Name, secret, prev, us(p.PreviousSecretExpires), string(allow), p.RateLimit.PerSecond,
-		p.RateLimit.Burst, p.Enabled, us(p.CreatedAt), us(p.UpdatedAt)}, nil
+	return sqlrow.PartnerValues(p, db.cfg.Sealer)
 }
 
 // CreatePartner implements hookd.Store.
