@@ -176,14 +176,20 @@ type TokenResult struct {
 	Tokens     float64       // the bucket's new level, to store
 }
 
-// TakeToken refills a bucket that held tokens at time last up to now, and takes
-// one token if there is one. A clock that went backwards refills nothing.
-func TakeToken(tokens float64, last time.Time, limit RateLimit, now time.Time) TokenResult {
+// Refill returns the level of a bucket that held tokens at time last, refilled by
+// limit up to now (at most limit.Burst). A clock that went backwards refills nothing.
+func Refill(tokens float64, last time.Time, limit RateLimit, now time.Time) float64 {
 	elapsed := now.Sub(last).Seconds()
 	if elapsed < 0 {
 		elapsed = 0
 	}
-	tokens = min(float64(limit.Burst), tokens+elapsed*limit.PerSecond)
+	return min(float64(limit.Burst), tokens+elapsed*limit.PerSecond)
+}
+
+// TakeToken refills a bucket that held tokens at time last up to now, and takes
+// one token if there is one. A clock that went backwards refills nothing.
+func TakeToken(tokens float64, last time.Time, limit RateLimit, now time.Time) TokenResult {
+	tokens = Refill(tokens, last, limit, now)
 	if tokens >= 1 {
 		tokens--
 		return TokenResult{Allowed: true, Remaining: int(tokens), Tokens: tokens}

@@ -3,8 +3,11 @@
 // its embedded, versioned migrations under a session lock, so that instances
 // starting together migrate once.
 //
-// Work in progress (issue 4): the schema mirrors the SQLite store's; the
-// hookd.Store methods are not implemented yet, so nothing uses this package.
+// Every write is one READ COMMITTED transaction; the few that must not interleave
+// across instances take a row lock (UpdateEndpoint, TakeToken) or a transaction
+// advisory lock (a claim holds one per endpoint it claims for, so that per-endpoint
+// caps, FIFO order and rate limits hold with many workers). Duplicate events are
+// caught by the unique keys, never by a read-then-insert.
 package postgres
 
 import (
@@ -14,33 +17,81 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/hookd/hookd"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+var _ hookd.Store = (*DB)(nil)
+
+// Sealer encrypts secrets at rest; see package secret.
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
+}
+
 // Config configures Open.
 type Config struct {
 	// URL is the database, e.g. postgres://user@host:5432/db?sslmode=disable.
-	// A search_path parameter selects the schema. Required.
+	// A search_path parameter selects the schema; pool_max_conns sizes the pool.
+	// Required.
 	URL string
+	// Sealer seals endpoint and partner secrets. Required, except for Migrate.
+	Sealer Sealer
 }
 
-// DB is a PostgreSQL connection pool with hookd's schema. Safe for concurrent use.
+// DB is a hookd.Store on PostgreSQL. Safe for concurrent use, also by many
+// processes sharing the database.
 type DB struct {
+	cfg  Config
 	pool *pgxpool.Pool
 }
 
-// Open connects to cfg.URL and applies every pending migration.
+// Open connects to cfg.URL, applies every pending migration and checks that
+// cfg.Sealer opens the database's secrets.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
-	if cfg.URL == "" {
+	if cfg.Sealer == nil {
+		return nil, errors.New("postgres: Config.Sealer is required")
+	}
+	pool, err := connect(ctx, cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	db := &DB{cfg: cfg, pool: pool}
+	if err := db.checkSealer(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Migrate connects to url and applies every pending migration (hookd migrate).
+func Migrate(ctx context.Context, url string) error {
+	pool, err := connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return migrate(ctx, pool)
+}
+
+func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	if url == "" {
 		return nil, errors.New("postgres: Config.URL is required")
 	}
-	pool, err := pgxpool.New(ctx, cfg.URL)
+	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -48,11 +99,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return &DB{pool: pool}, nil
+	return pool, nil
 }
 
 // migrate applies the embedded migrations, holding a PostgreSQL advisory lock so
@@ -79,6 +126,34 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
+// ErrWrongMasterKey means the database's secrets were sealed with another key.
+var ErrWrongMasterKey = errors.New("postgres: the master key does not open this database's secrets " +
+	"(HOOKD_MASTER_KEY or master.key differs from the key they were sealed with; every instance must use the same key)")
+
+// sealerCheck is sealed into the database by the first instance; an instance whose
+// sealer cannot open it refuses to start instead of failing every delivery later.
+const sealerCheck = "hookd sealer check"
+
+func (db *DB) checkSealer(ctx context.Context) error {
+	mine, err := db.cfg.Sealer.Seal([]byte(sealerCheck))
+	if err != nil {
+		return fmt.Errorf("seal the master key check: %w", err)
+	}
+	// The first instance's check wins; every later one must open it.
+	if _, err := db.pool.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('sealer_check', $1) ON CONFLICT (key) DO NOTHING`, mine); err != nil {
+		return fmt.Errorf("store the master key check: %w", err)
+	}
+	var sealed []byte
+	if err := db.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'sealer_check'`).Scan(&sealed); err != nil {
+		return fmt.Errorf("read the master key check: %w", err)
+	}
+	plain, err := db.cfg.Sealer.Open(sealed)
+	if err != nil || string(plain) != sealerCheck {
+		return ErrWrongMasterKey
+	}
+	return nil
+}
+
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.pool.Ping(ctx); err != nil {
@@ -91,4 +166,30 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.pool.Close()
 	return nil
+}
+
+// maxTxTries bounds how often a transaction that lost a deadlock or a
+// serialization conflict is run again.
+const maxTxTries = 5
+
+// tx runs fn in a READ COMMITTED transaction and commits it, running it again
+// (from the start, so fn must set its results afresh) if PostgreSQL aborted it
+// for a deadlock or serialization failure.
+func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	for try := 1; ; try++ {
+		err := pgx.BeginFunc(ctx, db.pool, fn)
+		if err == nil || try == maxTxTries || !retryable(err) {
+			return err
+		}
+	}
+}
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,7 +13,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/postgres"
+	"github.com/hookd/hookd/secret"
+	"github.com/hookd/hookd/storetest"
 )
 
 // defaultURL is the local server of the development and CI machines.
@@ -64,6 +68,32 @@ func testURL(t *testing.T) string {
 	return u.String()
 }
 
+// testSealer is the sealer of every test store.
+func testSealer(t *testing.T) *secret.Sealer {
+	t.Helper()
+	s, err := secret.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatalf("NewSealer: %v", err)
+	}
+	return s
+}
+
+// openStore opens a store on a new schema, closed when the test ends.
+func openStore(t *testing.T) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(t.Context(), postgres.Config{URL: testURL(t), Sealer: testSealer(t)})
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) hookd.Store { return openStore(t) })
+}
+
 func tables(t *testing.T, dbURL string) map[string]bool {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), dbURL)
@@ -90,7 +120,7 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 	t.Parallel()
 	u := testURL(t)
 	for range 2 { // the second open finds nothing to apply
-		db, err := postgres.Open(t.Context(), postgres.Config{URL: u})
+		db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
@@ -117,7 +147,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	errs := make(chan error, 4)
 	for range 4 {
 		wg.Go(func() {
-			db, err := postgres.Open(t.Context(), postgres.Config{URL: u})
+			db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
 			if err == nil {
 				db.Close()
 			}
@@ -149,11 +179,11 @@ func TestOpenUnreachable(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	if db, err := postgres.Open(ctx, postgres.Config{URL: "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"}); err == nil {
+	if db, err := postgres.Open(ctx, postgres.Config{URL: "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", Sealer: testSealer(t)}); err == nil {
 		db.Close()
 		t.Fatal("Open of an unreachable database succeeded")
 	}
-	if _, err := postgres.Open(ctx, postgres.Config{}); err == nil {
+	if _, err := postgres.Open(ctx, postgres.Config{Sealer: testSealer(t)}); err == nil {
 		t.Fatal("Open without a URL succeeded")
 	}
 }

@@ -1,0 +1,586 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/cursor"
+	"github.com/hookd/hookd/internal/sqlrow"
+)
+
+// dueOrParked is the next_attempt_at of a re-queued delivery (retry, replay): $1
+// if its endpoint is enabled, else parked, so that a disabled endpoint's
+// deliveries wait outside the due range until it is enabled.
+var dueOrParked = `CASE WHEN EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled)
+	THEN $1::bigint ELSE ` + strconv.FormatInt(parked, 10) + ` END`
+
+// Delivery implements hookd.Store.
+func (db *DB) Delivery(ctx context.Context, orgID, id string) (*hookd.Delivery, []*hookd.Attempt, error) {
+	a := args{id}
+	where := orgClause("d.org_id", orgID, &a)
+	d, seq, err := sqlrow.ScanDelivery(db.pool.QueryRow(ctx, `SELECT `+sqlrow.DeliveryColumns+`
+		FROM deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE d.id = $1`+where, a...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("get delivery: %w", notFoundIf(err, "delivery", id))
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+sqlrow.AttemptColumns+` FROM attempts WHERE delivery_seq = $1 ORDER BY seq`, seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get attempts: %w", err)
+	}
+	as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*hookd.Attempt, error) { return sqlrow.ScanAttempt(r, d.ID) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("get attempts: %w", err)
+	}
+	return d, as, nil
+}
+
+// ListDeliveries implements hookd.Store.
+func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*hookd.Delivery, string, error) {
+	before, err := cursor.DecodeBefore(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := cursor.Limit(f.Page)
+	a := args{before}
+	q := `SELECT ` + sqlrow.DeliveryColumns + ` FROM deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE d.seq < $1`
+	if f.OrgID != "" {
+		q += ` AND d.org_id = ` + a.add(f.OrgID)
+	}
+	if f.EndpointID != "" {
+		q += ` AND d.endpoint_id = ` + a.add(f.EndpointID)
+	}
+	if f.EventID != "" {
+		// Through deliveries_event: the event's few deliveries, not a walk of the log.
+		q += ` AND d.event_seq IN (SELECT seq FROM events WHERE id = ` + a.add(f.EventID) + orgClause("org_id", f.OrgID, &a) + `)`
+	}
+	if f.Status != "" {
+		q += ` AND d.status = ` + a.add(f.Status)
+	}
+	rows, err := db.pool.Query(ctx, q+` ORDER BY d.seq DESC LIMIT `+a.add(limit+1), a...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	out, next, err := collectPage(rows, limit, func(r pgx.Rows) (*hookd.Delivery, int64, error) { return sqlrow.ScanDelivery(r) }, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	return out, next, nil
+}
+
+// RetryDelivery implements hookd.Store.
+func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time) (*hookd.Delivery, error) {
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		a := args{id}
+		where := orgClause("org_id", orgID, &a)
+		var leaseUntil *int64
+		if err := tx.QueryRow(ctx, `SELECT lease_until FROM deliveries WHERE id = $1`+where+` FOR UPDATE`, a...).Scan(&leaseUntil); err != nil {
+			return notFoundIf(err, "delivery", id)
+		}
+		if leaseUntil != nil && *leaseUntil > us(now) {
+			return hookd.Errorf(hookd.ECONFLICT, "delivery %q is being attempted right now; retry it once the attempt is over", id)
+		}
+		_, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = `+dueOrParked+`,
+			cycle_attempts = 0, updated_at = $1 WHERE id = $2`, us(now), id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retry delivery: %w", err)
+	}
+	d, _, err := db.Delivery(ctx, orgID, id)
+	return d, err
+}
+
+// Replay implements hookd.Store.
+func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
+	var n int64
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		a := args{p.EndpointID}
+		where := orgClause("org_id", p.OrgID, &a)
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM endpoints WHERE id = $1`+where, a...).Scan(&one); err != nil {
+			return notFoundIf(err, "endpoint", p.EndpointID)
+		}
+		a = args{us(p.Now), p.EndpointID, us(p.Since)}
+		q := `UPDATE deliveries SET status = 'pending', next_attempt_at = ` + dueOrParked + `, cycle_attempts = 0,
+			updated_at = $1 WHERE endpoint_id = $2 AND created_at >= $3`
+		if !p.Until.IsZero() {
+			q += ` AND created_at < ` + a.add(us(p.Until))
+		}
+		if p.Status != "" {
+			q += ` AND status = ` + a.add(p.Status)
+		} else {
+			q += ` AND status <> 'pending'`
+		}
+		tag, err := tx.Exec(ctx, q, a...)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	return int(n), nil
+}
+
+// claimLockSpace is the first key of the transaction advisory locks a claim holds
+// on the endpoints it claims for ("hook"); the second is the hash of the
+// endpoint's id. A hash collision only makes two endpoints take turns.
+const claimLockSpace = 0x686f6f6b
+
+// candidate is an endpoint with due work and room for more in flight.
+type candidate struct {
+	id    string
+	fifo  bool
+	rate  float64
+	limit int64 // its cap, before what it has in flight
+	free  int64 // limit less its live leases, when chosen
+	due   int64 // its oldest due delivery
+	share int64 // how many this claim may take of it (all claims together take at most p.Limit)
+}
+
+// ClaimDeliveries implements hookd.Store. It chooses candidate endpoints without
+// locks; then, in one transaction, takes an advisory lock on each (skipping any
+// another instance is claiming for right now), recounts their live leases under
+// the lock, takes tokens from the rate-limited ones' shared buckets, and leases
+// what fits. So caps, FIFO order and rate limits hold across every instance.
+func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	cands, err := db.candidates(ctx, p)
+	if err != nil || len(cands) == 0 {
+		return nil, err
+	}
+	lease := ids.New("lease")
+	var leased []int64
+	err = db.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		leased, err = claim(ctx, tx, cands, p, lease)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if len(leased) == 0 {
+		return nil, nil
+	}
+	claims, broken, err := db.loadClaims(ctx, leased, lease)
+	if err != nil {
+		// Leased but not loaded: the leases expire and the deliveries run later.
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if len(broken) > 0 {
+		if err := db.setAside(ctx, broken, lease, p.Now); err != nil {
+			return claims, fmt.Errorf("claim deliveries: %w", err)
+		}
+	}
+	return claims, nil
+}
+
+// candidates lists the enabled endpoints with pending work (a loose scan of the
+// pending index, so its cost grows with those endpoints, not with their
+// backlogs) that have something due and free capacity, oldest due first, each
+// with its share of p.Limit.
+func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate, error) {
+	exclude := p.Exclude
+	if exclude == nil {
+		exclude = []string{}
+	}
+	now := us(p.Now)
+	const noCap = int64(1) << 40
+	defaultCap := noCap
+	if p.MaxInFlight > 0 {
+		defaultCap = int64(p.MaxInFlight)
+	}
+	rows, err := db.pool.Query(ctx, `
+		WITH RECURSIVE eps(id) AS (
+			(SELECT endpoint_id FROM deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT d.endpoint_id FROM deliveries d WHERE d.status = 'pending' AND d.endpoint_id > eps.id
+			        ORDER BY d.endpoint_id LIMIT 1)
+			FROM eps WHERE eps.id IS NOT NULL
+		)
+		SELECT e.id, e.ordering = 'fifo', e.rate_limit,
+		       CASE WHEN e.ordering = 'fifo' THEN 1 WHEN e.max_in_flight > 0 THEN e.max_in_flight ELSE $1::bigint END,
+		       (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = e.id AND l.lease IS NOT NULL AND l.lease_until > $2),
+		       CASE WHEN e.ordering = 'fifo' THEN
+		           (SELECT CASE WHEN d.next_attempt_at = $4 THEN d.created_at ELSE d.next_attempt_at END
+		            FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1)
+		       ELSE
+		           (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending'
+		            AND (d.lease_until IS NULL OR d.lease_until <= $2))
+		       END
+		FROM eps JOIN endpoints e ON e.id = eps.id
+		WHERE e.enabled AND NOT (e.id = ANY($3::text[]))`, defaultCap, now, exclude, parked)
+	if err != nil {
+		return nil, fmt.Errorf("choose due endpoints: %w", err)
+	}
+	var cands []candidate
+	for rows.Next() {
+		var c candidate
+		var leased int64
+		var due *int64
+		if err := rows.Scan(&c.id, &c.fifo, &c.rate, &c.limit, &leased, &due); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("choose due endpoints: %w", err)
+		}
+		if v, ok := p.Caps[c.id]; ok {
+			c.limit = min(c.limit, int64(v))
+		}
+		if p.PerEndpoint > 0 {
+			c.limit = min(c.limit, int64(p.PerEndpoint))
+		}
+		c.free = c.limit - leased
+		if c.free > 0 && due != nil && *due <= now {
+			c.due = *due
+			cands = append(cands, c)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("choose due endpoints: %w", err)
+	}
+	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(a.due, b.due) })
+	for i := range cands {
+		cands[i].share = min(cands[i].free, int64(p.Limit))
+	}
+	return cands, nil
+}
+
+// rateKey names an endpoint's token bucket in rate_limits.
+func rateKey(endpointID string) string { return "endpoint:" + endpointID }
+
+// rateBurst is the bucket size of an endpoint's rate limit: one second's worth,
+// at least one (as the delivery engine's own limiter).
+func rateBurst(rate float64) int { return max(1, int(rate)) }
+
+// claim leases, inside tx, what the candidates' shares allow.
+func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParams, lease string) ([]int64, error) {
+	want := make([]string, len(cands))
+	for i, c := range cands {
+		want[i] = c.id
+	}
+	rows, err := tx.Query(ctx, `SELECT c.id FROM unnest($1::text[]) AS c(id)
+		WHERE pg_try_advisory_xact_lock($2, hashtext(c.id))`, want, claimLockSpace)
+	if err != nil {
+		return nil, fmt.Errorf("lock endpoints: %w", err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("lock endpoints: %w", err)
+	}
+	locked := make(map[string]bool, len(got))
+	for _, id := range got {
+		locked[id] = true
+	}
+	now := us(p.Now)
+	var (
+		epIDs      []string
+		shares     []int64
+		limits     []int64
+		fifos      []bool
+		buckets    = map[string]float64{} // endpoint id → tokens available
+		bucketKeys []string
+	)
+	for _, c := range cands {
+		if locked[c.id] && c.rate > 0 {
+			bucketKeys = append(bucketKeys, rateKey(c.id))
+		}
+	}
+	if len(bucketKeys) > 0 {
+		rows, err := tx.Query(ctx, `SELECT key, tokens, updated_at FROM rate_limits WHERE key = ANY($1::text[])`, bucketKeys)
+		if err != nil {
+			return nil, fmt.Errorf("read rate limit buckets: %w", err)
+		}
+		stored := map[string][2]float64{}
+		for rows.Next() {
+			var key string
+			var tokens float64
+			var updated int64
+			if err := rows.Scan(&key, &tokens, &updated); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read rate limit buckets: %w", err)
+			}
+			stored[key] = [2]float64{tokens, float64(updated)}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read rate limit buckets: %w", err)
+		}
+		for _, c := range cands {
+			if !locked[c.id] || c.rate <= 0 {
+				continue
+			}
+			limit := hookd.RateLimit{PerSecond: c.rate, Burst: rateBurst(c.rate)}
+			tokens, last := float64(limit.Burst), p.Now
+			if s, ok := stored[rateKey(c.id)]; ok {
+				tokens, last = s[0], fromUS(int64(s[1]))
+			}
+			buckets[c.id] = hookd.Refill(tokens, last, limit, p.Now)
+		}
+	}
+	for _, c := range cands {
+		if !locked[c.id] {
+			continue
+		}
+		share := c.share
+		if tokens, ok := buckets[c.id]; ok {
+			share = min(share, int64(math.Floor(tokens)))
+		}
+		if share <= 0 {
+			continue
+		}
+		epIDs, shares, limits, fifos = append(epIDs, c.id), append(shares, share), append(limits, c.limit), append(fifos, c.fifo)
+	}
+	if len(epIDs) == 0 {
+		return nil, nil
+	}
+	rows, err = tx.Query(ctx, `
+		WITH c AS (
+			SELECT c.id, c.share, c.cap, c.fifo, c.ord
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) WITH ORDINALITY AS c(id, share, cap, fifo, ord)
+			JOIN endpoints e ON e.id = c.id AND e.enabled
+		), due AS (
+			SELECT x.seq, c.ord, x.next_attempt_at FROM c CROSS JOIN LATERAL (
+				SELECT d.seq, d.next_attempt_at FROM deliveries d
+				WHERE d.endpoint_id = c.id AND d.status = 'pending' AND d.next_attempt_at <= $5
+				  AND (d.lease_until IS NULL OR d.lease_until <= $5)
+				ORDER BY d.next_attempt_at, d.seq
+				LIMIT GREATEST(0, LEAST(c.share, c.cap - (SELECT COUNT(*) FROM deliveries l
+					WHERE l.endpoint_id = c.id AND l.lease IS NOT NULL AND l.lease_until > $5)))
+			) x WHERE NOT c.fifo
+			UNION ALL
+			SELECT h.seq, c.ord, h.next_attempt_at FROM c CROSS JOIN LATERAL (
+				SELECT d.seq, d.next_attempt_at, d.lease_until FROM deliveries d
+				WHERE d.endpoint_id = c.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1
+			) h
+			WHERE c.fifo AND (h.next_attempt_at <= $5 OR h.next_attempt_at = $8)
+			  AND (h.lease_until IS NULL OR h.lease_until <= $5)
+			  AND NOT EXISTS (SELECT 1 FROM deliveries l WHERE l.endpoint_id = c.id AND l.lease IS NOT NULL AND l.lease_until > $5)
+		), pick AS (
+			SELECT seq FROM due ORDER BY ord, next_attempt_at, seq LIMIT $9
+		)
+		UPDATE deliveries d SET lease = $6, lease_until = $7
+		FROM pick WHERE d.seq = pick.seq AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $5)
+		RETURNING d.seq, d.endpoint_id`,
+		epIDs, shares, limits, fifos, now, lease, us(p.Now.Add(p.Lease)), parked, p.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("lease deliveries: %w", err)
+	}
+	var seqs []int64
+	taken := map[string]int{}
+	for rows.Next() {
+		var seq int64
+		var ep string
+		if err := rows.Scan(&seq, &ep); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("lease deliveries: %w", err)
+		}
+		seqs = append(seqs, seq)
+		taken[ep]++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lease deliveries: %w", err)
+	}
+	if len(buckets) > 0 {
+		var keys []string
+		var levels []float64
+		for id, tokens := range buckets {
+			keys, levels = append(keys, rateKey(id)), append(levels, tokens-float64(taken[id]))
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO rate_limits (key, tokens, updated_at)
+			SELECT k, t, $3 FROM unnest($1::text[], $2::float8[]) AS b(k, t)
+			ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
+				updated_at = GREATEST(rate_limits.updated_at, excluded.updated_at)`, keys, levels, now); err != nil {
+			return nil, fmt.Errorf("take rate limit tokens: %w", err)
+		}
+	}
+	return seqs, nil
+}
+
+// loadClaims reads leased deliveries with their events and endpoints. A row whose
+// endpoint secret cannot be opened is returned in broken instead.
+func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []brokenClaim, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+sqlrow.ClaimColumns("seq")+`
+		FROM deliveries d
+		JOIN events ev ON ev.seq = d.event_seq
+		JOIN endpoints e ON e.id = d.endpoint_id
+		WHERE d.seq = ANY($1::bigint[]) AND d.lease = $2
+		ORDER BY d.next_attempt_at, d.seq`, seqs, lease)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load claims: %w", err)
+	}
+	defer rows.Close()
+	var claims []*hookd.Claim
+	var broken []brokenClaim
+	for rows.Next() {
+		c, seq, err := sqlrow.ScanClaim(rows, db.cfg.Sealer, lease)
+		var de *sqlrow.DecodeError
+		switch {
+		case errors.As(err, &de):
+			broken = append(broken, brokenClaim{seq: seq, err: de.Error()})
+			continue
+		case err != nil:
+			return nil, nil, fmt.Errorf("load claims: %w", err)
+		}
+		claims = append(claims, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("load claims: %w", err)
+	}
+	return claims, broken, nil
+}
+
+// brokenClaim is a leased delivery that cannot be attempted.
+type brokenClaim struct {
+	seq int64
+	err string
+}
+
+// setAside ends the leases of broken claims, recording why, due again in a minute.
+func (db *DB) setAside(ctx context.Context, broken []brokenClaim, lease string, now time.Time) error {
+	seqs, errs := make([]int64, len(broken)), make([]string, len(broken))
+	for i, b := range broken {
+		seqs[i], errs[i] = b.seq, "cannot attempt: "+b.err
+	}
+	_, err := db.pool.Exec(ctx, `UPDATE deliveries d SET lease = NULL, lease_until = NULL, next_attempt_at = $1,
+		last_error = b.err, updated_at = $2
+		FROM unnest($3::bigint[], $4::text[]) AS b(seq, err) WHERE d.seq = b.seq AND d.lease = $5`,
+		us(now.Add(time.Minute)), us(now), seqs, errs, lease)
+	if err != nil {
+		return fmt.Errorf("set aside deliveries: %w", err)
+	}
+	return nil
+}
+
+func insertAttempt(ctx context.Context, tx pgx.Tx, a *hookd.Attempt) error {
+	headers, err := sqlrow.AttemptHeaders(a)
+	if err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
+		response_body, duration_us, error, created_at)
+		SELECT $1, seq, org_id, $2, $3, $4, $5, $6, $7, $8, $9 FROM deliveries WHERE id = $10`,
+		a.ID, a.Number, a.URL, headers, a.StatusCode, a.ResponseBody, a.Duration.Microseconds(), a.Error,
+		us(a.CreatedAt), a.DeliveryID)
+	if err != nil {
+		return fmt.Errorf("insert attempt: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return hookd.NotFound("delivery", a.DeliveryID)
+	}
+	return nil
+}
+
+// CompleteDeliveries implements hookd.Store.
+func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) error {
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		p := newPublisher(ctx, tx)
+		for i := range outcomes {
+			o := &outcomes[i]
+			o.Attempt.DeliveryID = o.DeliveryID
+			if err := insertAttempt(ctx, tx, &o.Attempt); err != nil {
+				if hookd.ErrorCode(err) == hookd.ENOTFOUND {
+					continue // the endpoint, and with it the delivery, was deleted meanwhile
+				}
+				return err
+			}
+			now := us(o.Attempt.CreatedAt)
+			var endpointID string
+			err := tx.QueryRow(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
+				next_attempt_at = $2, lease = NULL, lease_until = NULL, last_status_code = $3, last_error = $4, updated_at = $5
+				WHERE id = $6 AND lease = $7 RETURNING endpoint_id`,
+				o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, o.DeliveryID, o.Lease).Scan(&endpointID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // lease lost: another claim owns the delivery now
+			}
+			if err != nil {
+				return fmt.Errorf("update delivery: %w", err)
+			}
+			if o.Status != hookd.DeliveryPending {
+				if err := promote(ctx, tx, endpointID, now); err != nil {
+					return err
+				}
+			}
+			if o.DisableEndpoint != "" {
+				if err := disableEndpoint(ctx, tx, p, o, now); err != nil {
+					return err
+				}
+			}
+			for _, ev := range o.Emit {
+				if _, err := p.publish(ev); err != nil {
+					return fmt.Errorf("emit %s: %w", ev.Type, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("complete deliveries: %w", err)
+	}
+	return nil
+}
+
+// promote makes the oldest pending delivery of a FIFO endpoint due now if it was
+// parked behind a delivery that just finished. Unordered endpoints have no parked
+// deliveries, so for them this is one index probe that changes nothing.
+func promote(ctx context.Context, tx pgx.Tx, endpointID string, now int64) error {
+	if _, err := tx.Exec(ctx, `UPDATE deliveries SET next_attempt_at = $1
+		WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = $2 AND status = 'pending') AND next_attempt_at = $3`,
+		now, endpointID, parked); err != nil {
+		return fmt.Errorf("promote next fifo delivery: %w", err)
+	}
+	return nil
+}
+
+// disableEndpoint disables the outcome's endpoint and, if it was enabled, emits
+// endpoint.disabled.
+func disableEndpoint(ctx context.Context, tx pgx.Tx, p *publisher, o *hookd.Outcome, now int64) error {
+	var endpointID, orgID, url string
+	err := tx.QueryRow(ctx, `UPDATE endpoints SET enabled = false, disabled_reason = $1, updated_at = $2
+		WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = $3) AND enabled
+		RETURNING id, org_id, url`, o.DisableEndpoint, now, o.DeliveryID).Scan(&endpointID, &orgID, &url)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("disable endpoint: %w", err)
+	}
+	delete(p.subs, orgID)
+	if err := park(ctx, tx, endpointID); err != nil {
+		return err
+	}
+	t := fromUS(now)
+	ev := hookd.NewEndpointDisabledEvent(ids.NewAt("evt", t), orgID, endpointID, url, o.DisableEndpoint, t)
+	if _, err := p.publish(ev); err != nil {
+		return fmt.Errorf("emit %s: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// ReleaseDeliveries implements hookd.Store.
+func (db *DB) ReleaseDeliveries(ctx context.Context, releases []hookd.Release) error {
+	if len(releases) == 0 {
+		return nil
+	}
+	ids, leases, next := make([]string, len(releases)), make([]string, len(releases)), make([]int64, len(releases))
+	for i, r := range releases {
+		ids[i], leases[i], next[i] = r.DeliveryID, r.Lease, us(r.NextAttemptAt)
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE deliveries d SET lease = NULL, lease_until = NULL, next_attempt_at = r.next
+		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS r(id, lease, next) WHERE d.id = r.id AND d.lease = r.lease`,
+		ids, leases, next); err != nil {
+		return fmt.Errorf("release deliveries: %w", err)
+	}
+	return nil
+}

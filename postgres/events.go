@@ -1,0 +1,283 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/cursor"
+	"github.com/hookd/hookd/internal/sqlrow"
+)
+
+// subscriber is what fan-out needs of an endpoint.
+type subscriber struct {
+	id      string
+	events  []string
+	enabled bool
+	fifo    bool
+}
+
+// publisher fans events out inside one transaction. It reads each organization's
+// endpoints once per transaction: other instances change endpoints too, so no
+// cache outlives it.
+type publisher struct {
+	ctx  context.Context
+	tx   pgx.Tx
+	subs map[string][]subscriber
+}
+
+func newPublisher(ctx context.Context, tx pgx.Tx) *publisher {
+	return &publisher{ctx: ctx, tx: tx, subs: map[string][]subscriber{}}
+}
+
+func (p *publisher) subscribers(orgID string) ([]subscriber, error) {
+	if s, ok := p.subs[orgID]; ok {
+		return s, nil
+	}
+	if err := orgExists(p.ctx, p.tx, orgID); err != nil {
+		return nil, err
+	}
+	rows, err := p.tx.Query(p.ctx, `SELECT id, events, enabled, ordering = 'fifo' FROM endpoints WHERE org_id = $1 ORDER BY seq`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("read subscribers: %w", err)
+	}
+	defer rows.Close()
+	subs := []subscriber{}
+	for rows.Next() {
+		var s subscriber
+		var events string
+		if err := rows.Scan(&s.id, &events, &s.enabled, &s.fifo); err != nil {
+			return nil, fmt.Errorf("read subscribers: %w", err)
+		}
+		if err := json.Unmarshal([]byte(events), &s.events); err != nil {
+			return nil, fmt.Errorf("decode endpoint events: %w", err)
+		}
+		subs = append(subs, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read subscribers: %w", err)
+	}
+	p.subs[orgID] = subs
+	return subs, nil
+}
+
+// publish stores ev (unless it is a duplicate) and its deliveries. The insert
+// itself detects a duplicate (ON CONFLICT on the id and idempotency key), so two
+// instances publishing the same event at once store it once: the second waits for
+// the first to commit and then finds its event.
+func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
+	subs, err := p.subscribers(ev.OrgID)
+	if err != nil {
+		return hookd.PublishResult{}, err
+	}
+	var idem any
+	if ev.IdempotencyKey != "" {
+		idem = ev.IdempotencyKey
+	}
+	var seq int64
+	err = p.tx.QueryRow(p.ctx, `INSERT INTO events (org_id, id, type, data, idempotency_key, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq`,
+		ev.OrgID, ev.ID, ev.Type, []byte(ev.Data), idem, us(ev.CreatedAt)).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p.duplicate(ev)
+	}
+	if err != nil {
+		return hookd.PublishResult{}, fmt.Errorf("insert event: %w", err)
+	}
+	var (
+		dIDs, dEndpoints, dStatus []string
+		dNext                     []int64
+		fifo                      []string
+	)
+	for _, s := range subs {
+		ep := hookd.Endpoint{Events: s.events}
+		if !ep.Subscribes(ev.Type) {
+			continue
+		}
+		status := hookd.DeliveryPending
+		if !s.enabled {
+			status = hookd.DeliverySkipped
+		}
+		if s.fifo && status == hookd.DeliveryPending {
+			fifo = append(fifo, s.id)
+		}
+		dIDs = append(dIDs, ids.NewAt("dlv", ev.CreatedAt))
+		dEndpoints, dStatus, dNext = append(dEndpoints, s.id), append(dStatus, status), append(dNext, us(ev.CreatedAt))
+	}
+	if len(dIDs) == 0 {
+		return hookd.PublishResult{Event: ev}, nil
+	}
+	if len(fifo) > 0 {
+		// A FIFO endpoint with pending deliveries gets the new one parked behind
+		// them. (Should a concurrent transaction finish the last of them unseen,
+		// the parked delivery is its endpoint's head, which a claim takes anyway.)
+		backlog, err := p.fifoBacklog(fifo)
+		if err != nil {
+			return hookd.PublishResult{}, err
+		}
+		for i, id := range dEndpoints {
+			if backlog[id] && dStatus[i] == hookd.DeliveryPending {
+				dNext[i] = parked
+			}
+		}
+	}
+	if _, err := p.tx.Exec(p.ctx, `INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, created_at, updated_at)
+		SELECT d.id, $1, $2, d.endpoint_id, d.status, d.next, $3, $3
+		FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) AS d(id, endpoint_id, status, next)`,
+		ev.OrgID, seq, us(ev.CreatedAt), dIDs, dEndpoints, dStatus, dNext); err != nil {
+		return hookd.PublishResult{}, fmt.Errorf("insert deliveries: %w", err)
+	}
+	return hookd.PublishResult{Event: ev, Deliveries: len(dIDs)}, nil
+}
+
+// duplicate returns the stored event that ev's id or idempotency key names.
+func (p *publisher) duplicate(ev *hookd.Event) (hookd.PublishResult, error) {
+	q := `SELECT ` + sqlrow.EventColumns + ` FROM events WHERE org_id = $1 AND id = $2`
+	a := args{ev.OrgID, ev.ID}
+	if ev.IdempotencyKey != "" {
+		q += ` UNION ALL SELECT ` + sqlrow.EventColumns + ` FROM events WHERE org_id = $1 AND idempotency_key = $3`
+		a = append(a, ev.IdempotencyKey)
+	}
+	old, seq, err := sqlrow.ScanEvent(p.tx.QueryRow(p.ctx, q+` LIMIT 1`, a...))
+	if err != nil {
+		return hookd.PublishResult{}, fmt.Errorf("read the original of a duplicate event: %w", err)
+	}
+	var n int
+	if err := p.tx.QueryRow(p.ctx, `SELECT COUNT(*) FROM deliveries WHERE event_seq = $1`, seq).Scan(&n); err != nil {
+		return hookd.PublishResult{}, fmt.Errorf("count deliveries: %w", err)
+	}
+	return hookd.PublishResult{Event: old, Deliveries: n, Duplicate: true}, nil
+}
+
+// fifoBacklog reports which of the endpoints have pending deliveries.
+func (p *publisher) fifoBacklog(endpoints []string) (map[string]bool, error) {
+	rows, err := p.tx.Query(p.ctx, `SELECT c.id FROM unnest($1::text[]) AS c(id)
+		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = c.id AND d.status = 'pending')`, endpoints)
+	if err != nil {
+		return nil, fmt.Errorf("find fifo backlog: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find fifo backlog: %w", err)
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// Publish implements hookd.Store.
+func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
+	var results []hookd.PublishResult
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		p := newPublisher(ctx, tx)
+		results = make([]hookd.PublishResult, len(events))
+		for i, ev := range events {
+			r, err := p.publish(ev)
+			if err != nil {
+				return err
+			}
+			results[i] = r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	return results, nil
+}
+
+// Event implements hookd.Store.
+func (db *DB) Event(ctx context.Context, orgID, id string) (*hookd.Event, []*hookd.Delivery, error) {
+	a := args{id}
+	where := orgClause("org_id", orgID, &a)
+	ev, seq, err := sqlrow.ScanEvent(db.pool.QueryRow(ctx, `SELECT `+sqlrow.EventColumns+`
+		FROM events WHERE id = $1`+where+` ORDER BY seq DESC LIMIT 1`, a...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("get event: %w", notFoundIf(err, "event", id))
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+sqlrow.DeliveryColumns+` FROM deliveries d JOIN events ev ON ev.seq = d.event_seq
+		WHERE d.event_seq = $1 ORDER BY d.seq`, seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get event deliveries: %w", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*hookd.Delivery, error) {
+		d, _, err := sqlrow.ScanDelivery(r)
+		return d, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("get event deliveries: %w", err)
+	}
+	return ev, ds, nil
+}
+
+// ListEvents implements hookd.Store.
+func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Event, string, error) {
+	before, err := cursor.DecodeBefore(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := cursor.Limit(f.Page)
+	a := args{before}
+	q := `SELECT ` + sqlrow.EventColumns + ` FROM events WHERE seq < $1`
+	if f.OrgID != "" {
+		q += ` AND org_id = ` + a.add(f.OrgID)
+	}
+	if f.Type != "" {
+		q += ` AND type = ` + a.add(f.Type)
+	}
+	if !f.Since.IsZero() {
+		q += ` AND created_at >= ` + a.add(us(f.Since))
+	}
+	rows, err := db.pool.Query(ctx, q+` ORDER BY seq DESC LIMIT `+a.add(limit+1), a...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	size := 0
+	full := func(ev *hookd.Event) bool {
+		size += len(ev.Data)
+		return size >= hookd.MaxPageDataBytes
+	}
+	out, next, err := collectPage(rows, limit, func(r pgx.Rows) (*hookd.Event, int64, error) { return sqlrow.ScanEvent(r) }, full)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	return out, next, nil
+}
+
+// RecordTest implements hookd.Store.
+func (db *DB) RecordTest(ctx context.Context, ev *hookd.Event, d *hookd.Delivery, a *hookd.Attempt) error {
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM endpoints WHERE id = $1 AND org_id = $2`, d.EndpointID, d.OrgID).Scan(&one); err != nil {
+			return notFoundIf(err, "endpoint", d.EndpointID)
+		}
+		var idem any
+		if ev.IdempotencyKey != "" {
+			idem = ev.IdempotencyKey
+		}
+		var seq int64
+		if err := tx.QueryRow(ctx, `INSERT INTO events (org_id, id, type, data, idempotency_key, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`,
+			ev.OrgID, ev.ID, ev.Type, []byte(ev.Data), idem, us(ev.CreatedAt)).Scan(&seq); err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at,
+			attempts, cycle_attempts, last_status_code, last_error, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, $8, $6, $9)`,
+			d.ID, ev.OrgID, seq, d.EndpointID, d.Status, us(ev.CreatedAt), a.StatusCode, a.Error, us(a.CreatedAt)); err != nil {
+			return fmt.Errorf("insert delivery: %w", err)
+		}
+		return insertAttempt(ctx, tx, a)
+	})
+	if err != nil {
+		return fmt.Errorf("record test delivery: %w", err)
+	}
+	return nil
+}
