@@ -89,9 +89,11 @@ func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time
 		if leaseUntil != nil && *leaseUntil > us(now) {
 			return hookd.Errorf(hookd.ECONFLICT, "delivery %q is being attempted right now; retry it once the attempt is over", id)
 		}
-		_, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = `+dueOrParked+`,
-			cycle_attempts = 0, updated_at = $1 WHERE id = $2`, us(now), id)
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = `+dueOrParked+`,
+			cycle_attempts = 0, updated_at = $1 WHERE id = $2`, us(now), id); err != nil {
+			return err
+		}
+		return notifyDue(ctx, tx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery: %w", err)
@@ -122,8 +124,10 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 			q += ` AND status <> 'pending'`
 		}
 		tag, err := tx.Exec(ctx, q, a...)
-		n = tag.RowsAffected()
-		return err
+		if n = tag.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return notifyDue(ctx, tx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
@@ -508,9 +512,11 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 				return fmt.Errorf("update delivery: %w", err)
 			}
 			if o.Status != hookd.DeliveryPending {
-				if err := promote(ctx, tx, endpointID, now); err != nil {
+				promoted, err := promote(ctx, tx, endpointID, now)
+				if err != nil {
 					return err
 				}
+				p.due = p.due || promoted
 			}
 			if o.DisableEndpoint != "" {
 				if err := disableEndpoint(ctx, tx, p, o, now); err != nil {
@@ -523,7 +529,7 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 				}
 			}
 		}
-		return nil
+		return p.notify()
 	})
 	if err != nil {
 		return fmt.Errorf("complete deliveries: %w", err)
@@ -534,13 +540,14 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 // promote makes the oldest pending delivery of a FIFO endpoint due now if it was
 // parked behind a delivery that just finished. Unordered endpoints have no parked
 // deliveries, so for them this is one index probe that changes nothing.
-func promote(ctx context.Context, tx pgx.Tx, endpointID string, now int64) error {
-	if _, err := tx.Exec(ctx, `UPDATE deliveries SET next_attempt_at = $1
+func promote(ctx context.Context, tx pgx.Tx, endpointID string, now int64) (bool, error) {
+	tag, err := tx.Exec(ctx, `UPDATE deliveries SET next_attempt_at = $1
 		WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = $2 AND status = 'pending') AND next_attempt_at = $3`,
-		now, endpointID, parked); err != nil {
-		return fmt.Errorf("promote next fifo delivery: %w", err)
+		now, endpointID, parked)
+	if err != nil {
+		return false, fmt.Errorf("promote next fifo delivery: %w", err)
 	}
-	return nil
+	return tag.RowsAffected() > 0, nil
 }
 
 // disableEndpoint disables the outcome's endpoint and, if it was enabled, emits

@@ -97,6 +97,9 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 			if err := unpark(ctx, tx, e.ID, e.Ordering == hookd.OrderingFIFO, us(e.UpdatedAt)); err != nil {
 				return err
 			}
+			if err := notifyDue(ctx, tx); err != nil {
+				return err
+			}
 		}
 		vals, err := sqlrow.EndpointValues(e, db.cfg.Sealer)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,6 +30,7 @@ type publisher struct {
 	ctx  context.Context
 	tx   pgx.Tx
 	subs map[string][]subscriber
+	due  bool // a delivery became due: notify the workers on commit
 }
 
 func newPublisher(ctx context.Context, tx pgx.Tx) *publisher {
@@ -112,6 +114,7 @@ func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
 	if len(dIDs) == 0 {
 		return hookd.PublishResult{Event: ev}, nil
 	}
+	p.due = p.due || slices.Contains(dStatus, hookd.DeliveryPending)
 	if len(fifo) > 0 {
 		// A FIFO endpoint with pending deliveries gets the new one parked behind
 		// them. (Should a concurrent transaction finish the last of them unseen,
@@ -172,6 +175,15 @@ func (p *publisher) fifoBacklog(endpoints []string) (map[string]bool, error) {
 	return out, nil
 }
 
+// notify wakes every listening worker when the transaction commits, if it made
+// deliveries due.
+func (p *publisher) notify() error {
+	if !p.due {
+		return nil
+	}
+	return notifyDue(p.ctx, p.tx)
+}
+
 // Publish implements hookd.Store.
 func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	var results []hookd.PublishResult
@@ -185,7 +197,7 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 			}
 			results[i] = r
 		}
-		return nil
+		return p.notify()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)

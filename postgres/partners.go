@@ -111,8 +111,12 @@ func (db *DB) DeletePartner(ctx context.Context, orgID, id string) error {
 func (db *DB) AcceptInbound(ctx context.Context, ev *hookd.Event, accepted, duplicate *hookd.AuditRecord) (*hookd.PublishResult, error) {
 	var res hookd.PublishResult
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		r, err := newPublisher(ctx, tx).publish(ev)
+		p := newPublisher(ctx, tx)
+		r, err := p.publish(ev)
 		if err != nil {
+			return err
+		}
+		if err := p.notify(); err != nil {
 			return err
 		}
 		res = r
@@ -139,8 +143,10 @@ func (db *DB) RetryEvent(ctx context.Context, orgID, id string, now time.Time) (
 		}
 		tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = `+dueOrParked+`,
 			cycle_attempts = 0, updated_at = $1 WHERE event_seq = $2 AND status = 'failed'`, us(now), seq)
-		n = tag.RowsAffected()
-		return err
+		if n = tag.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return notifyDue(ctx, tx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("retry event: %w", err)
