@@ -1,5 +1,6 @@
-// Package app assembles hookd: it opens the store, bootstraps the admin key, and
-// runs the delivery engine and the HTTP API, with an orderly shutdown. The CLI and
+// Package app assembles hookd: it opens the store (embedded SQLite, or PostgreSQL
+// shared by several instances), bootstraps the admin key, and runs the delivery
+// engine and the HTTP API as its role asks, with an orderly shutdown. The CLI and
 // end-to-end tests both run it.
 package app
 
@@ -21,8 +22,16 @@ import (
 	"github.com/hookd/hookd/httpapi"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/postgres"
 	"github.com/hookd/hookd/secret"
 	"github.com/hookd/hookd/sqlite"
+)
+
+// Roles an instance can play (Config.Role).
+const (
+	RoleAll    = "all"    // serve the API and deliver
+	RoleAPI    = "api"    // serve the API: accept and store; deliver nothing
+	RoleWorker = "worker" // deliver; serve only the health check
 )
 
 // Version is hookd's version, sent in User-Agent and reported by the health check.
@@ -35,8 +44,15 @@ type Config struct {
 	// DataDir holds the SQLite database, the master key file and the admin key
 	// file. Default "./hookd-data".
 	DataDir string
+	// DatabaseURL, if set, keeps everything in this PostgreSQL database instead of
+	// the embedded store, so that several instances can share it. MasterKey is
+	// then required, and must be the same on every instance.
+	DatabaseURL string
+	// Role is RoleAll (default), RoleAPI or RoleWorker. API and worker roles
+	// need DatabaseURL.
+	Role string
 	// MasterKey seals secrets at rest (32 bytes). Nil: read or create
-	// <DataDir>/master.key (mode 0600).
+	// <DataDir>/master.key (mode 0600); required with DatabaseURL.
 	MasterKey []byte
 	// AdminKey, if set, is registered as an admin key instead of generating one.
 	AdminKey string
@@ -61,8 +77,11 @@ type Config struct {
 type App struct {
 	cfg    Config
 	lock   *os.File
-	store  *sqlite.DB
+	store  hookd.Store
 	engine *delivery.Engine
+	// stopListen ends the PostgreSQL wake-up listener, if one runs.
+	stopListen context.CancelFunc
+	listening  chan struct{}
 	srv    *http.Server
 	ln     net.Listener
 	served chan error
@@ -74,6 +93,19 @@ type App struct {
 
 // New validates cfg and returns an App that has not started.
 func New(cfg Config) (*App, error) {
+	switch cfg.Role {
+	case "":
+		cfg.Role = RoleAll
+	case RoleAll, RoleAPI, RoleWorker:
+	default:
+		return nil, fmt.Errorf("app: role %q is not one of all, api, worker", cfg.Role)
+	}
+	if cfg.Role != RoleAll && cfg.DatabaseURL == "" {
+		return nil, fmt.Errorf("app: role %s needs a PostgreSQL database (--database-url): the embedded store serves one process", cfg.Role)
+	}
+	if cfg.DatabaseURL != "" && cfg.MasterKey == nil {
+		return nil, errors.New("app: a PostgreSQL store needs the master key given (HOOKD_MASTER_KEY), the same on every instance")
+	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
 	}
@@ -109,8 +141,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	if a.lock, err = lockDir(a.cfg.DataDir); err != nil {
-		return err
+	if a.cfg.DatabaseURL == "" {
+		// The embedded store serves one process.
+		if a.lock, err = lockDir(a.cfg.DataDir); err != nil {
+			return err
+		}
 	}
 	key := a.cfg.MasterKey
 	if key == nil {
@@ -122,7 +157,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("master key: %w", err)
 	}
-	if a.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "hookd.db"), Sealer: sealer}); err != nil {
+	var pg *postgres.DB
+	if a.cfg.DatabaseURL != "" {
+		if pg, err = postgres.Open(ctx, postgres.Config{URL: a.cfg.DatabaseURL, Sealer: sealer}); err != nil {
+			return err
+		}
+		a.store = pg
+	} else if a.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "hookd.db"), Sealer: sealer}); err != nil {
 		return err
 	}
 	if err := a.bootstrapAdmin(ctx); err != nil {
@@ -141,14 +182,32 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	var handler http.Handler = api
+	if a.cfg.Role == RoleWorker {
+		// A worker answers only its health check.
+		mux := http.NewServeMux()
+		mux.Handle("GET /api/health", api)
+		handler = mux
+	}
 	if a.ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if err := a.engine.Start(ctx); err != nil {
-		return err
+	if a.cfg.Role != RoleAPI {
+		// An API instance keeps its engine unstarted: it only sends test events.
+		if err := a.engine.Start(ctx); err != nil {
+			return err
+		}
+		if pg != nil {
+			lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			a.stopListen, a.listening = cancel, make(chan struct{})
+			go func() {
+				defer close(a.listening)
+				pg.Listen(lctx, a.engine.Notify, func(err error) { a.cfg.Logger.Warn("postgres wake-ups lost; polling until back", "err", err) })
+			}()
+		}
 	}
 	a.srv = &http.Server{
-		Handler:           api,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -157,7 +216,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.srv.Serve(a.ln) }()
-	a.cfg.Logger.Info("hookd started", "addr", a.Addr(), "data_dir", a.cfg.DataDir, "version", Version)
+	storeName := "sqlite"
+	if pg != nil {
+		storeName = "postgres"
+	}
+	a.cfg.Logger.Info("hookd started", "addr", a.Addr(), "role", a.cfg.Role, "store", storeName, "data_dir", a.cfg.DataDir, "version", Version)
 	return nil
 }
 
@@ -178,7 +241,11 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 		if _, err := a.store.APIKeyByHash(ctx, hash); err == nil {
 			return nil
 		}
-		return a.store.CreateAPIKey(ctx, &hookd.APIKey{ID: ids.New("key"), Hash: hash, CreatedAt: now})
+		err := a.store.CreateAPIKey(ctx, &hookd.APIKey{ID: ids.New("key"), Hash: hash, CreatedAt: now})
+		if hookd.ErrorCode(err) == hookd.ECONFLICT {
+			return nil // another instance sharing the store registered it just now
+		}
+		return err
 	}
 	n, err := a.store.CountAdminKeys(ctx)
 	if err != nil || n > 0 {
@@ -230,6 +297,11 @@ func (a *App) Stop(ctx context.Context) error {
 // close releases the store, the listener and the directory lock.
 func (a *App) close() error {
 	var errs []error
+	if a.stopListen != nil {
+		a.stopListen()
+		<-a.listening
+		a.stopListen = nil
+	}
 	if a.ln != nil && a.srv == nil {
 		a.ln.Close()
 	}

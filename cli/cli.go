@@ -14,6 +14,7 @@ import (
 // command line: one field per subcommand.
 type commandLine struct {
 	Serve   serveCmd   `cmd:"" help:"Run the hookd server (API and delivery engine)."`
+	Migrate migrateCmd `cmd:"" help:"Apply the PostgreSQL schema migrations and exit (serve also applies them at start)."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 

@@ -21,6 +21,8 @@ import (
 type serveCmd struct {
 	Addr                string        `default:":8080" env:"HOOKD_ADDR" help:"Address the API listens on."`
 	DataDir             string        `default:"./hookd-data" env:"HOOKD_DATA_DIR" type:"path" help:"Directory of the embedded store, the master key file and the admin key file."`
+	DatabaseURL         string        `name:"database-url" env:"HOOKD_DATABASE_URL" help:"PostgreSQL URL (postgres://user:pass@host:5432/db): store everything there instead of the embedded store, so that several instances share it. Needs HOOKD_MASTER_KEY."`
+	Role                string        `default:"all" enum:"all,api,worker" env:"HOOKD_ROLE" help:"What this instance does: all (API and delivery), api (accept and store), worker (deliver; serves only /api/health). api and worker need --database-url."`
 	MasterKey           string        `env:"HOOKD_MASTER_KEY" help:"Master key sealing secrets at rest: 64 hex characters or base64 of 32 bytes. Default: <data-dir>/master.key, created on first start."`
 	AdminKey            string        `env:"HOOKD_ADMIN_KEY" help:"Use this admin API key instead of generating <data-dir>/admin.key."`
 	Dev                 bool          `env:"HOOKD_DEV" help:"Local development: shorthand for --allow-http --allow-private-targets."`
@@ -29,6 +31,7 @@ type serveCmd struct {
 	TrustedProxies      []string      `env:"HOOKD_TRUSTED_PROXIES" sep:"," help:"Comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed (for partner IP allowlists and the audit log)."`
 	MaxBodySize         int64         `default:"1048576" env:"HOOKD_MAX_BODY_SIZE" help:"Largest request body accepted, in bytes."`
 	AttemptTimeout      time.Duration `default:"15s" env:"HOOKD_ATTEMPT_TIMEOUT" help:"Time limit of one delivery attempt."`
+	Lease               time.Duration `env:"HOOKD_LEASE" help:"How long a claimed delivery belongs to the instance that claimed it; if that instance dies, others attempt the delivery once this has passed. Must exceed --attempt-timeout. Default: attempt timeout + 30s."`
 	RetryMaxAttempts    int           `default:"5" env:"HOOKD_RETRY_MAX_ATTEMPTS" help:"Attempts per delivery, the first included, unless an endpoint sets its own."`
 	RetryInitial        time.Duration `name:"retry-initial-interval" default:"5s" env:"HOOKD_RETRY_INITIAL_INTERVAL" help:"Wait after the first failed attempt; each later wait is 6 times longer, with jitter."`
 	RetryMax            time.Duration `name:"retry-max-interval" default:"1h" env:"HOOKD_RETRY_MAX_INTERVAL" help:"Longest wait between attempts (also caps Retry-After)."`
@@ -53,6 +56,8 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 	cfg := app.Config{
 		Addr:            c.Addr,
 		DataDir:         c.DataDir,
+		DatabaseURL:     c.DatabaseURL,
+		Role:            c.Role,
 		AdminKey:        c.AdminKey,
 		Policy:          netguard.Policy{AllowHTTP: c.Dev || c.AllowHTTP, AllowPrivate: c.Dev || c.AllowPrivateTargets},
 		MaxBodyBytes:    c.MaxBodySize,
@@ -62,8 +67,12 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 			Concurrency:    c.Concurrency,
 			MaxInFlight:    c.MaxInFlight,
 			AttemptTimeout: c.AttemptTimeout,
+			Lease:          c.Lease,
 			Retry:          hookd.RetryPolicy{MaxAttempts: c.RetryMaxAttempts, InitialInterval: c.RetryInitial, MaxInterval: c.RetryMax},
 		},
+	}
+	if c.Lease < 0 || (c.Lease > 0 && c.Lease <= c.AttemptTimeout) {
+		return cfg, fmt.Errorf("--lease must be longer than --attempt-timeout (%s), or an instance could lose a delivery it is still attempting", c.AttemptTimeout)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return cfg, fmt.Errorf("--shutdown-timeout must be positive")
@@ -92,6 +101,12 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx.Masked())
 	}
+	if c.Role != app.RoleAll && c.DatabaseURL == "" {
+		return cfg, fmt.Errorf("--role %s needs --database-url (HOOKD_DATABASE_URL): the embedded store serves one process", c.Role)
+	}
+	if c.DatabaseURL != "" && c.MasterKey == "" {
+		return cfg, fmt.Errorf("--database-url needs HOOKD_MASTER_KEY, the same on every instance (instances cannot share <data-dir>/master.key)")
+	}
 	if c.MasterKey != "" {
 		key, err := secret.ParseKey(c.MasterKey)
 		if err != nil {
@@ -118,6 +133,9 @@ func (c *serveCmd) Run(rc runContext) error {
 	// One write, so that whoever sees the address sees the rest of the banner too.
 	var banner strings.Builder
 	fmt.Fprintf(&banner, "hookd %s listening on %s\n", app.Version, displayURL(a.Addr()))
+	if c.DatabaseURL != "" {
+		fmt.Fprintf(&banner, "store: postgres, role: %s\n", c.Role)
+	}
 	if a.AdminKeyFile != "" {
 		abs, _ := filepath.Abs(a.AdminKeyFile)
 		fmt.Fprintf(&banner, "admin key written to %s\n", abs)
