@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookd/hookd/app"
 	"github.com/hookd/hookd/cli"
+	"github.com/hookd/hookd/internal/pgtest"
 )
 
 func TestMain(m *testing.M) {
@@ -104,6 +105,12 @@ func TestBadCommandLine(t *testing.T) {
 		{"admin_key_short", []string{"serve", "--admin-key", "short-admin-key"}, "32 characters"},
 		{"shutdown_timeout_zero", []string{"serve", "--shutdown-timeout", "0s"}, "shutdown-timeout"},
 		{"trusted_proxy_bad", []string{"serve", "--trusted-proxies", "10.0.0.0/8,not-an-ip"}, "trusted-proxies"},
+		{"role_bad", []string{"serve", "--role", "boss"}, "role"},
+		{"role_api_without_database", []string{"serve", "--role", "api"}, "--database-url"},
+		{"role_worker_without_database", []string{"serve", "--role", "worker"}, "--database-url"},
+		{"database_without_master_key", []string{"serve", "--database-url", "postgres://127.0.0.1:1/x"}, "HOOKD_MASTER_KEY"},
+		{"lease_not_over_attempt_timeout", []string{"serve", "--attempt-timeout", "10s", "--lease", "10s"}, "--lease"},
+		{"lease_negative", []string{"serve", "--lease", "-1s"}, "--lease"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -199,5 +206,31 @@ func TestServe(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return within 10s of cancel")
+	}
+}
+
+// TestMigrate: migrate applies the schema to PostgreSQL, again as a no-op, and
+// fails clearly on an unreachable database.
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	u := pgtest.URL(t)
+	for range 2 {
+		out, errOut, err := runCLI(t, "migrate", "--database-url", u)
+		if err != nil {
+			t.Fatalf("migrate: %v\n%s", err, errOut)
+		}
+		if !strings.Contains(out, "up to date") {
+			t.Errorf("migrate printed %q", out)
+		}
+	}
+	if _, errOut, err := runCLI(t, "migrate"); err == nil || !strings.Contains(errOut, "database-url") {
+		t.Errorf("migrate without a URL = %v, stderr %q; want an error naming --database-url", err, errOut)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var o, e syncBuffer
+	err := cli.Run(ctx, []string{"migrate", "--database-url", "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"}, &o, &e)
+	if err == nil || !strings.Contains(err.Error(), "postgres") {
+		t.Errorf("migrate of an unreachable database = %v, want an error naming postgres", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/app"
 	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/internal/pgtest"
 	"github.com/hookd/hookd/netguard"
 )
 
@@ -58,12 +60,27 @@ type Hookd struct {
 	base string   // "http://127.0.0.1:port"
 }
 
+// StoreEnv names the environment variable that picks the store of every hookd
+// Start runs: "postgres" runs it on a fresh schema of the PostgreSQL test
+// database (see pgtest), anything else on the embedded SQLite store. make test
+// runs the end-to-end suites both ways.
+const StoreEnv = "HOOKD_TEST_STORE"
+
+// OnPostgres reports whether Start runs hookd on PostgreSQL (StoreEnv).
+func OnPostgres() bool { return os.Getenv(StoreEnv) == "postgres" }
+
+// testMasterKey is the master key of every hookd on PostgreSQL, which must be given.
+var testMasterKey = bytes.Repeat([]byte{0x42}, 32)
+
 // Start starts hookd with Config(t.TempDir()) changed by configure, and stops it
 // when the test ends. Its log goes to t.Log.
 func Start(t testing.TB, configure ...func(*app.Config)) *Hookd {
 	t.Helper()
 	cfg := Config(t.TempDir())
 	cfg.Logger = testLogger(t)
+	if OnPostgres() {
+		cfg.DatabaseURL, cfg.MasterKey = pgtest.URL(t), testMasterKey
+	}
 	for _, f := range configure {
 		f(&cfg)
 	}

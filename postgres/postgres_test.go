@@ -3,10 +3,6 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -14,59 +10,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/internal/pgtest"
 	"github.com/hookd/hookd/postgres"
 	"github.com/hookd/hookd/secret"
 	"github.com/hookd/hookd/storetest"
 )
 
-// defaultURL is the local server of the development and CI machines.
-const defaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// testURL returns the URL of a new, empty schema of the test database
-// (HOOKD_TEST_DATABASE_URL, or the local server), dropped when the test ends. An
-// unreachable database skips the test on a laptop but fails it in CI (CI=true).
-func testURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("HOOKD_TEST_DATABASE_URL")
-	if base == "" {
-		base = defaultURL
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s is unreachable (CI=true: failing, not skipping): %v", base, err)
-		}
-		t.Skipf("PostgreSQL at %s is unreachable: %v", base, err)
-	}
-	defer conn.Close(context.Background())
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", base, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// testURL returns the URL of a new, empty schema of the test database; see pgtest.
+func testURL(t *testing.T) string { return pgtest.URL(t) }
 
 // testSealer is the sealer of every test store.
 func testSealer(t *testing.T) *secret.Sealer {
