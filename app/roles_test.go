@@ -1,0 +1,104 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd/app"
+	"github.com/hookd/hookd/hookdtest"
+	"github.com/hookd/hookd/internal/pgtest"
+)
+
+// onSharedStore configures an instance of the given role on the PostgreSQL
+// database dbURL, with the master key every instance shares.
+func onSharedStore(dbURL, role string) func(*app.Config) {
+	return func(c *app.Config) {
+		c.DatabaseURL, c.Role, c.MasterKey = dbURL, role, bytes.Repeat([]byte{0x17}, 32)
+	}
+}
+
+// TestRoles: an API instance accepts and stores but delivers nothing; a worker
+// on the same database delivers what the API accepted, woken at once by
+// NOTIFY rather than its (here very slow) poll, and serves nothing but its health check.
+func TestRoles(t *testing.T) {
+	t.Parallel()
+	u := pgtest.URL(t)
+	api := hookdtest.Start(t, onSharedStore(u, app.RoleAPI))
+	_, key := api.CreateOrg(t)
+	r := hookdtest.NewReceiver(t)
+	ep := api.CreateEndpoint(t, key, map[string]any{"url": r.URL(), "events": []string{"*"}})
+	ev := api.Publish(t, key, map[string]any{"type": "order.created", "data": map[string]any{"n": 1}})
+	r.NoMoreThan(t, 0, 300*time.Millisecond) // nothing delivers yet
+	d := api.DeliveryFor(t, key, ev["id"].(string), ep["id"].(string))
+	if d["status"] != "pending" || d["attempt_count"].(float64) != 0 {
+		t.Fatalf("with only an API instance the delivery is %v with %v attempts, want pending with 0", d["status"], d["attempt_count"])
+	}
+
+	worker := hookdtest.Start(t, onSharedStore(u, app.RoleWorker), func(c *app.Config) {
+		c.Engine.PollInterval = time.Hour // only a wake-up can make it claim after its first look
+	})
+	reqs := r.Wait(t, 1, 10*time.Second)
+	if got := reqs[0].Header.Get("Webhook-Id"); got != ev["id"] {
+		t.Errorf("worker delivered webhook-id %q, want %q", got, ev["id"])
+	}
+	api.WaitDeliveryStatus(t, key, d["id"].(string), "succeeded", 10*time.Second)
+
+	// The worker is idle now, with an hour to its next poll: a new event reaches
+	// it through NOTIFY.
+	ev2 := api.Publish(t, key, map[string]any{"type": "order.created", "data": map[string]any{"n": 2}})
+	reqs = r.Wait(t, 2, 10*time.Second)
+	if got := reqs[1].Header.Get("Webhook-Id"); got != ev2["id"] {
+		t.Errorf("second delivery webhook-id %q, want %q", got, ev2["id"])
+	}
+
+	if status, _ := worker.Do(t, http.MethodGet, "/api/health", "", nil); status != http.StatusOK {
+		t.Errorf("worker health = %d, want 200", status)
+	}
+	for _, path := range []string{"/api/webhooks", "/api/events", "/api/organizations"} {
+		if status, _ := worker.Do(t, http.MethodGet, path, key, nil); status != http.StatusNotFound {
+			t.Errorf("worker GET %s = %d, want 404 (a worker serves only its health check)", path, status)
+		}
+	}
+}
+
+// TestRoleNeedsDatabase: the API and worker roles and a bad role are refused
+// with the embedded store.
+func TestRoleNeedsDatabase(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		cfg  app.Config
+		want string
+	}{
+		{app.Config{Role: app.RoleAPI}, "database"},
+		{app.Config{Role: app.RoleWorker}, "database"},
+		{app.Config{Role: "boss"}, "role"},
+		{app.Config{DatabaseURL: "postgres://127.0.0.1:1/x"}, "master key"},
+	} {
+		if _, err := app.New(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v) = %v, want an error mentioning %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// TestWrongMasterKeyOnSharedStore: an instance whose master key differs from the
+// one the database's secrets were sealed with refuses to start.
+func TestWrongMasterKeyOnSharedStore(t *testing.T) {
+	t.Parallel()
+	u := pgtest.URL(t)
+	hookdtest.Start(t, onSharedStore(u, app.RoleAll))
+	cfg := hookdtest.Config(t.TempDir())
+	onSharedStore(u, app.RoleAll)(&cfg)
+	cfg.MasterKey = bytes.Repeat([]byte{0x18}, 32)
+	a, err := app.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "master key") {
+		t.Errorf("Start with another master key = %v, want an error about the master key", err)
+		a.Stop(context.Background())
+	}
+}
