@@ -45,14 +45,14 @@ type Config struct {
 	// file. Default "./hookd-data".
 	DataDir string
 	// DatabaseURL, if set, keeps everything in this PostgreSQL database instead of
-	// the embedded store, so that several instances can share it. MasterKey is
-	// then required, and must be the same on every instance.
+	// the embedded store, so that several instances can share it. Every instance
+	// must then have the same master key (one that differs is refused at start).
 	DatabaseURL string
 	// Role is RoleAll (default), RoleAPI or RoleWorker. API and worker roles
 	// need DatabaseURL.
 	Role string
 	// MasterKey seals secrets at rest (32 bytes). Nil: read or create
-	// <DataDir>/master.key (mode 0600); required with DatabaseURL.
+	// <DataDir>/master.key (mode 0600).
 	MasterKey []byte
 	// AdminKey, if set, is registered as an admin key instead of generating one.
 	AdminKey string
@@ -102,9 +102,6 @@ func New(cfg Config) (*App, error) {
 	}
 	if cfg.Role != RoleAll && cfg.DatabaseURL == "" {
 		return nil, fmt.Errorf("app: role %s needs a PostgreSQL database (--database-url): the embedded store serves one process", cfg.Role)
-	}
-	if cfg.DatabaseURL != "" && cfg.MasterKey == nil {
-		return nil, errors.New("app: a PostgreSQL store needs the master key given (HOOKD_MASTER_KEY), the same on every instance")
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"

@@ -21,7 +21,7 @@ import (
 type serveCmd struct {
 	Addr                string        `default:":8080" env:"HOOKD_ADDR" help:"Address the API listens on."`
 	DataDir             string        `default:"./hookd-data" env:"HOOKD_DATA_DIR" type:"path" help:"Directory of the embedded store, the master key file and the admin key file."`
-	DatabaseURL         string        `name:"database-url" env:"HOOKD_DATABASE_URL" help:"PostgreSQL URL (postgres://user:pass@host:5432/db): store everything there instead of the embedded store, so that several instances share it. Needs HOOKD_MASTER_KEY."`
+	DatabaseURL         string        `name:"database-url" env:"HOOKD_DATABASE_URL" help:"PostgreSQL URL (postgres://user:pass@host:5432/db): store everything there instead of the embedded store, so that several instances share it. Every instance needs the same master key (HOOKD_MASTER_KEY, or the same master.key file)."`
 	Role                string        `default:"all" enum:"all,api,worker" env:"HOOKD_ROLE" help:"What this instance does: all (API and delivery), api (accept and store), worker (deliver; serves only /api/health). api and worker need --database-url."`
 	MasterKey           string        `env:"HOOKD_MASTER_KEY" help:"Master key sealing secrets at rest: 64 hex characters or base64 of 32 bytes. Default: <data-dir>/master.key, created on first start."`
 	AdminKey            string        `env:"HOOKD_ADMIN_KEY" help:"Use this admin API key instead of generating <data-dir>/admin.key."`
@@ -103,9 +103,6 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 	}
 	if c.Role != app.RoleAll && c.DatabaseURL == "" {
 		return cfg, fmt.Errorf("--role %s needs --database-url (HOOKD_DATABASE_URL): the embedded store serves one process", c.Role)
-	}
-	if c.DatabaseURL != "" && c.MasterKey == "" {
-		return cfg, fmt.Errorf("--database-url needs HOOKD_MASTER_KEY, the same on every instance (instances cannot share <data-dir>/master.key)")
 	}
 	if c.MasterKey != "" {
 		key, err := secret.ParseKey(c.MasterKey)
