@@ -5,10 +5,10 @@ GO ?= go
 .PHONY: test vet build run bench fmt
 
 ## test: vet, then every test with the race detector, then the end-to-end
-## suite of package app again with hookd on PostgreSQL (HOOKD_TEST_STORE).
+## suite of package app and the engine tests again on PostgreSQL (HOOKD_TEST_STORE).
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
-	HOOKD_TEST_STORE=postgres $(GO) test -race -count=1 -timeout 15m ./app
+	HOOKD_TEST_STORE=postgres $(GO) test -race -count=1 -timeout 15m ./app ./delivery
 
 vet:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

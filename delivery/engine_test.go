@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,20 +16,28 @@ import (
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/pgtest"
 	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/postgres"
 	"github.com/hookd/hookd/secret"
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/sqlite"
 )
 
-// setup opens a real SQLite store with one organization.
-func setup(tb testing.TB) (*sqlite.DB, string) {
+// setup opens a real store with one organization: SQLite, or a fresh PostgreSQL
+// schema when HOOKD_TEST_STORE=postgres (make test runs this package both ways).
+func setup(tb testing.TB) (hookd.Store, string) {
 	tb.Helper()
 	sealer, err := secret.NewSealer(secret.NewKey())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	db, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(tb.TempDir(), "hookd.db"), Sealer: sealer})
+	var db hookd.Store
+	if os.Getenv("HOOKD_TEST_STORE") == "postgres" {
+		db, err = postgres.Open(context.Background(), postgres.Config{URL: pgtest.URL(tb), Sealer: sealer})
+	} else {
+		db, err = sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(tb.TempDir(), "hookd.db"), Sealer: sealer})
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -40,7 +49,7 @@ func setup(tb testing.TB) (*sqlite.DB, string) {
 	return db, org.ID
 }
 
-func addEndpoint(tb testing.TB, db *sqlite.DB, org, url string, mutate func(*hookd.Endpoint)) *hookd.Endpoint {
+func addEndpoint(tb testing.TB, db hookd.Store, org, url string, mutate func(*hookd.Endpoint)) *hookd.Endpoint {
 	tb.Helper()
 	e := &hookd.Endpoint{ID: ids.New("ep"), OrgID: org, URL: url, Events: []string{"*"}, Enabled: true,
 		SignatureScheme: string(signature.StandardWebhooks), Payload: hookd.PayloadEnvelope,
@@ -54,7 +63,7 @@ func addEndpoint(tb testing.TB, db *sqlite.DB, org, url string, mutate func(*hoo
 	return e
 }
 
-func publish(tb testing.TB, db *sqlite.DB, org string, n int) {
+func publish(tb testing.TB, db hookd.Store, org string, n int) {
 	tb.Helper()
 	evs := make([]*hookd.Event, n)
 	for i := range evs {
@@ -69,7 +78,7 @@ func publish(tb testing.TB, db *sqlite.DB, org string, n int) {
 	}
 }
 
-func startEngine(tb testing.TB, db *sqlite.DB, mutate func(*delivery.Config)) *delivery.Engine {
+func startEngine(tb testing.TB, db hookd.Store, mutate func(*delivery.Config)) *delivery.Engine {
 	tb.Helper()
 	cfg := delivery.Config{Store: db, Policy: netguard.Policy{AllowHTTP: true, AllowPrivate: true},
 		PollInterval: 10 * time.Millisecond, AttemptTimeout: 5 * time.Second}
