@@ -82,9 +82,9 @@ type App struct {
 	// stopListen ends the PostgreSQL wake-up listener, if one runs.
 	stopListen context.CancelFunc
 	listening  chan struct{}
-	srv    *http.Server
-	ln     net.Listener
-	served chan error
+	srv        *http.Server
+	ln         net.Listener
+	served     chan error
 
 	// AdminKeyFile is the path of the generated admin key file, or "" when the
 	// admin key came from Config.AdminKey or already existed.
@@ -154,14 +154,20 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("master key: %w", err)
 	}
+	// Each store is opened into its own variable: a nil *DB in a.store would
+	// not be a nil hookd.Store, and close would call its Close.
 	var pg *postgres.DB
 	if a.cfg.DatabaseURL != "" {
 		if pg, err = postgres.Open(ctx, postgres.Config{URL: a.cfg.DatabaseURL, Sealer: sealer}); err != nil {
 			return err
 		}
 		a.store = pg
-	} else if a.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "hookd.db"), Sealer: sealer}); err != nil {
-		return err
+	} else {
+		lite, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "hookd.db"), Sealer: sealer})
+		if err != nil {
+			return err
+		}
+		a.store = lite
 	}
 	if err := a.bootstrapAdmin(ctx); err != nil {
 		return err
@@ -175,16 +181,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	api, err := httpapi.New(httpapi.Config{
 		Store: a.store, Engine: a.engine, Policy: a.cfg.Policy, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies,
 		Retry: a.cfg.Engine.Retry, Version: Version, Now: a.cfg.Now, Logger: a.cfg.Logger,
+		HealthOnly: a.cfg.Role == RoleWorker, // a worker answers only its health check
 	})
 	if err != nil {
 		return err
-	}
-	var handler http.Handler = api
-	if a.cfg.Role == RoleWorker {
-		// A worker answers only its health check.
-		mux := http.NewServeMux()
-		mux.Handle("GET /api/health", api)
-		handler = mux
 	}
 	if a.ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -204,7 +204,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.srv = &http.Server{
-		Handler:           handler,
+		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,

@@ -59,8 +59,9 @@ func TestRoles(t *testing.T) {
 		t.Errorf("worker health = %d, want 200", status)
 	}
 	for _, path := range []string{"/api/webhooks", "/api/events", "/api/organizations"} {
-		if status, _ := worker.Do(t, http.MethodGet, path, key, nil); status != http.StatusNotFound {
-			t.Errorf("worker GET %s = %d, want 404 (a worker serves only its health check)", path, status)
+		status, body := worker.Do(t, http.MethodGet, path, key, nil)
+		if errObj, _ := body["error"].(map[string]any); status != http.StatusNotFound || errObj["code"] != "not_found" {
+			t.Errorf("worker GET %s = %d %v, want 404 not_found (a worker serves only its health check)", path, status, body)
 		}
 	}
 }

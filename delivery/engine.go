@@ -298,6 +298,9 @@ func (e *Engine) runOnce(ctx context.Context) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
+	// The lease runs from before the claim: every attempt must end, and its
+	// outcome be recorded, before it runs out (see deliver).
+	leaseEnd := time.Now().Add(e.cfg.Lease)
 	claims, err := e.cfg.Store.ClaimDeliveries(ctx, hookd.ClaimParams{
 		Owner: e.cfg.Name, Limit: limit, Now: now, Lease: e.cfg.Lease, Exclude: exclude,
 		MaxInFlight: e.cfg.MaxInFlight, Caps: caps, PerEndpoint: perEndpoint,
@@ -323,7 +326,7 @@ func (e *Engine) runOnce(ctx context.Context) (int, error) {
 		st.inFlight++
 		e.inFlight++
 		e.sends.Add(1)
-		go e.deliver(c)
+		go e.deliver(c, leaseEnd)
 	}
 	e.mu.Unlock()
 	if len(releases) > 0 {
@@ -360,8 +363,19 @@ func (e *Engine) stateLocked(ep *hookd.Endpoint) *endpointState {
 	return st
 }
 
-// deliver makes one attempt for c and records its outcome.
-func (e *Engine) deliver(c *hookd.Claim) {
+// minAttemptTime is the least lease time worth starting an attempt with.
+const minAttemptTime = 100 * time.Millisecond
+
+// leaseMargin is the part of a lease kept for recording the attempt's outcome: an
+// attempt is cut short that much before its lease ends, so that no other
+// instance can claim the delivery while it is still being attempted.
+func (e *Engine) leaseMargin() time.Duration {
+	return min(10*time.Second, e.cfg.Lease/4)
+}
+
+// deliver makes one attempt for c and records its outcome, unless too little of
+// its lease (ending at leaseEnd) is left, in which case it releases c unattempted.
+func (e *Engine) deliver(c *hookd.Claim, leaseEnd time.Time) {
 	defer e.sends.Done()
 	defer func() {
 		e.mu.Lock()
@@ -370,9 +384,24 @@ func (e *Engine) deliver(c *hookd.Claim) {
 		e.mu.Unlock()
 		e.Notify()
 	}()
-	res := e.attempt(e.sendCtx, c)
+	sendCtx, cancelSend := context.WithDeadline(e.sendCtx, leaseEnd.Add(-e.leaseMargin()))
+	defer cancelSend()
+	var res result
+	expired := time.Until(leaseEnd) < e.leaseMargin()+minAttemptTime
+	if !expired {
+		res = e.attempt(sendCtx, c)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if expired {
+		// Claimed too long ago (a stalled process): let it run again, fresh.
+		e.cfg.Logger.Warn("lease nearly over before the attempt started; released", "delivery", c.Delivery.ID)
+		rel := []hookd.Release{{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt}}
+		if err := e.cfg.Store.ReleaseDeliveries(ctx, rel); err != nil {
+			e.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
+		}
+		return
+	}
 	if e.sendCtx.Err() != nil {
 		// Shutting down: the attempt was cut short, so it does not count.
 		rel := []hookd.Release{{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt}}

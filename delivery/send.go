@@ -81,7 +81,8 @@ func (e *Engine) attempt(ctx context.Context, c *hookd.Claim) result {
 		case errors.Is(err, netguard.ErrPrivateAddress):
 			return fail("refused to connect: the target resolves to a non-public address")
 		case errors.Is(err, context.DeadlineExceeded):
-			return fail("timed out after %s", e.cfg.AttemptTimeout)
+			// Usually the attempt timeout; otherwise the end of the lease (see deliver).
+			return fail("timed out after %s", e.cfg.Now().Sub(start).Round(time.Millisecond))
 		default:
 			return fail("request failed: %v", unwrapURLError(err))
 		}

@@ -53,6 +53,9 @@ type Config struct {
 	InboundTolerance time.Duration
 	// Version is reported by the health check.
 	Version string
+	// HealthOnly serves GET /api/health alone (a worker instance); every other
+	// route answers 404 not_found.
+	HealthOnly bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives internal errors. Default slog.Default().
@@ -94,6 +97,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /api/health", s.health)
+	if s.cfg.HealthOnly {
+		return
+	}
 
 	m.Handle("POST /api/organizations", s.auth("organization.create", s.createOrganization))
 	m.Handle("GET /api/organizations/{org}", s.auth("", s.getOrganization))

@@ -140,6 +140,10 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 // endpoint's id. A hash collision only makes two endpoints take turns.
 const claimLockSpace = 0x686f6f6b
 
+// maxClaimEndpoints bounds the endpoints one claim locks (and so the lock table
+// entries it holds), taken oldest due first; the rest wait for the next claim.
+const maxClaimEndpoints = 128
+
 // candidate is an endpoint with due work and room for more in flight.
 type candidate struct {
 	id    string
@@ -152,8 +156,8 @@ type candidate struct {
 }
 
 // ClaimDeliveries implements hookd.Store. It chooses candidate endpoints without
-// locks; then, in one transaction, takes an advisory lock on each (skipping any
-// another instance is claiming for right now), recounts their live leases under
+// locks; then, in one transaction, takes an advisory lock on each (waiting for a
+// claim of another instance that holds one), recounts their live leases under
 // the lock, takes tokens from the rate-limited ones' shared buckets, and leases
 // what fits. So caps, FIFO order and rate limits hold across every instance.
 func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
@@ -220,8 +224,8 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 		           (SELECT CASE WHEN d.next_attempt_at = $4 THEN d.created_at ELSE d.next_attempt_at END
 		            FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1)
 		       ELSE
-		           (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending'
-		            AND (d.lease_until IS NULL OR d.lease_until <= $2))
+		           (SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending'
+		            AND (d.lease_until IS NULL OR d.lease_until <= $2) ORDER BY d.next_attempt_at LIMIT 1)
 		       END
 		FROM eps JOIN endpoints e ON e.id = eps.id
 		WHERE e.enabled AND NOT (e.id = ANY($3::text[]))`, defaultCap, now, exclude, parked)
@@ -254,6 +258,9 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 		return nil, fmt.Errorf("choose due endpoints: %w", err)
 	}
 	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(a.due, b.due) })
+	if len(cands) > maxClaimEndpoints {
+		cands = cands[:maxClaimEndpoints]
+	}
 	for i := range cands {
 		cands[i].share = min(cands[i].free, int64(p.Limit))
 	}
@@ -273,18 +280,13 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	for i, c := range cands {
 		want[i] = c.id
 	}
-	rows, err := tx.Query(ctx, `SELECT c.id FROM unnest($1::text[]) AS c(id)
-		WHERE pg_try_advisory_xact_lock($2, hashtext(c.id))`, want, claimLockSpace)
-	if err != nil {
+	// Every claim takes its locks in the order of their keys, so claims wait for
+	// each other (for a few milliseconds) but never deadlock; a claim that waited
+	// then counts the leases of the one it waited for.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($2, k)
+		FROM (SELECT DISTINCT hashtext(c.id) AS k FROM unnest($1::text[]) AS c(id) ORDER BY 1) AS keys`,
+		want, claimLockSpace); err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("lock endpoints: %w", err)
-	}
-	locked := make(map[string]bool, len(got))
-	for _, id := range got {
-		locked[id] = true
 	}
 	now := us(p.Now)
 	var (
@@ -296,7 +298,7 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 		bucketKeys []string
 	)
 	for _, c := range cands {
-		if locked[c.id] && c.rate > 0 {
+		if c.rate > 0 {
 			bucketKeys = append(bucketKeys, rateKey(c.id))
 		}
 	}
@@ -321,7 +323,7 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 			return nil, fmt.Errorf("read rate limit buckets: %w", err)
 		}
 		for _, c := range cands {
-			if !locked[c.id] || c.rate <= 0 {
+			if c.rate <= 0 {
 				continue
 			}
 			limit := hookd.RateLimit{PerSecond: c.rate, Burst: rateBurst(c.rate)}
@@ -333,9 +335,6 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 		}
 	}
 	for _, c := range cands {
-		if !locked[c.id] {
-			continue
-		}
 		share := c.share
 		if tokens, ok := buckets[c.id]; ok {
 			share = min(share, int64(math.Floor(tokens)))
@@ -348,7 +347,7 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	if len(epIDs) == 0 {
 		return nil, nil
 	}
-	rows, err = tx.Query(ctx, `
+	rows, err := tx.Query(ctx, `
 		WITH c AS (
 			SELECT c.id, c.share, c.cap, c.fifo, c.ord
 			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) WITH ORDINALITY AS c(id, share, cap, fifo, ord)
@@ -486,40 +485,93 @@ func insertAttempt(ctx context.Context, tx pgx.Tx, a *hookd.Attempt) error {
 	return nil
 }
 
-// CompleteDeliveries implements hookd.Store.
-func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) error {
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+// completeBatch records outcomes in one transaction. The attempts and the
+// deliveries' new states are written by one statement each, whatever the number
+// of outcomes; only the rare outcomes that disable an endpoint or emit events take more.
+func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	n := len(outcomes)
+	var (
+		dIDs, leases, statuses, errs   = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		next, created                  = make([]int64, n), make([]int64, n)
+		codes                          = make([]int32, n)
+		aIDs, aURLs, aHeaders, aBodies = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		aNumbers                       = make([]int32, n)
+		aDurations                     = make([]int64, n)
+	)
+	for i := range outcomes {
+		o := &outcomes[i]
+		o.Attempt.DeliveryID = o.DeliveryID
+		h, err := sqlrow.AttemptHeaders(&o.Attempt)
+		if err != nil {
+			return fmt.Errorf("complete deliveries: %w", err)
+		}
+		dIDs[i], leases[i], statuses[i], errs[i] = o.DeliveryID, o.Lease, o.Status, o.Attempt.Error
+		next[i], created[i], codes[i] = us(o.NextAttemptAt), us(o.Attempt.CreatedAt), int32(o.Attempt.StatusCode)
+		aIDs[i], aURLs[i], aHeaders[i], aBodies[i] = o.Attempt.ID, o.Attempt.URL, h, o.Attempt.ResponseBody
+		aNumbers[i], aDurations[i] = int32(o.Attempt.Number), o.Attempt.Duration.Microseconds()
+	}
+	return db.tx(ctx, func(tx pgx.Tx) error {
+		// Every attempt is recorded, also one whose lease was lost; one whose
+		// delivery was deleted meanwhile (with its endpoint) has nowhere to go.
+		if _, err := tx.Exec(ctx, `INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
+			response_body, duration_us, error, created_at)
+			SELECT a.id, d.seq, d.org_id, a.number, a.url, a.headers, a.code, a.body, a.duration, a.err, a.created
+			FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[],
+			            $9::text[], $10::bigint[]) AS a(id, delivery, number, url, headers, code, body, duration, err, created)
+			JOIN deliveries d ON d.id = a.delivery`,
+			aIDs, dIDs, aNumbers, aURLs, aHeaders, codes, aBodies, aDurations, errs, created); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+		// Only outcomes that still hold their lease change their delivery.
+		rows, err := tx.Query(ctx, `UPDATE deliveries d SET status = o.status, attempts = d.attempts + 1,
+			cycle_attempts = d.cycle_attempts + 1, next_attempt_at = o.next, lease = NULL, lease_until = NULL,
+			last_status_code = o.code, last_error = o.err, updated_at = o.created
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::bigint[])
+			     AS o(id, lease, status, next, code, err, created)
+			WHERE d.id = o.id AND d.lease = o.lease
+			RETURNING d.id, d.endpoint_id`, dIDs, leases, statuses, next, codes, errs, created)
+		if err != nil {
+			return fmt.Errorf("update deliveries: %w", err)
+		}
+		held := map[string]string{} // delivery id → endpoint id, for outcomes whose lease held
+		for rows.Next() {
+			var id, ep string
+			if err := rows.Scan(&id, &ep); err != nil {
+				rows.Close()
+				return fmt.Errorf("update deliveries: %w", err)
+			}
+			held[id] = ep
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("update deliveries: %w", err)
+		}
 		p := newPublisher(ctx, tx)
+		// A finished FIFO delivery lets the next one go; promote before disabling,
+		// which parks the endpoint's deliveries again.
+		finished := map[string]int64{} // endpoint id → when its last delivery finished
 		for i := range outcomes {
-			o := &outcomes[i]
-			o.Attempt.DeliveryID = o.DeliveryID
-			if err := insertAttempt(ctx, tx, &o.Attempt); err != nil {
-				if hookd.ErrorCode(err) == hookd.ENOTFOUND {
-					continue // the endpoint, and with it the delivery, was deleted meanwhile
-				}
+			if ep, ok := held[outcomes[i].DeliveryID]; ok && outcomes[i].Status != hookd.DeliveryPending {
+				finished[ep] = max(finished[ep], created[i])
+			}
+		}
+		if len(finished) > 0 {
+			promoted, err := promote(ctx, tx, finished)
+			if err != nil {
 				return err
 			}
-			now := us(o.Attempt.CreatedAt)
-			var endpointID string
-			err := tx.QueryRow(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
-				next_attempt_at = $2, lease = NULL, lease_until = NULL, last_status_code = $3, last_error = $4, updated_at = $5
-				WHERE id = $6 AND lease = $7 RETURNING endpoint_id`,
-				o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, o.DeliveryID, o.Lease).Scan(&endpointID)
-			if errors.Is(err, pgx.ErrNoRows) {
+			p.due = promoted
+		}
+		for i := range outcomes {
+			o := &outcomes[i]
+			if _, ok := held[o.DeliveryID]; !ok {
 				continue // lease lost: another claim owns the delivery now
 			}
-			if err != nil {
-				return fmt.Errorf("update delivery: %w", err)
-			}
-			if o.Status != hookd.DeliveryPending {
-				promoted, err := promote(ctx, tx, endpointID, now)
-				if err != nil {
-					return err
-				}
-				p.due = p.due || promoted
-			}
 			if o.DisableEndpoint != "" {
-				if err := disableEndpoint(ctx, tx, p, o, now); err != nil {
+				if err := disableEndpoint(ctx, tx, p, o, created[i]); err != nil {
 					return err
 				}
 			}
@@ -531,21 +583,23 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 		}
 		return p.notify()
 	})
-	if err != nil {
-		return fmt.Errorf("complete deliveries: %w", err)
-	}
-	return nil
 }
 
-// promote makes the oldest pending delivery of a FIFO endpoint due now if it was
-// parked behind a delivery that just finished. Unordered endpoints have no parked
-// deliveries, so for them this is one index probe that changes nothing.
-func promote(ctx context.Context, tx pgx.Tx, endpointID string, now int64) (bool, error) {
-	tag, err := tx.Exec(ctx, `UPDATE deliveries SET next_attempt_at = $1
-		WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = $2 AND status = 'pending') AND next_attempt_at = $3`,
-		now, endpointID, parked)
+// promote makes the oldest pending delivery of each FIFO endpoint in finished
+// (endpoint id → when) due then, if it was parked behind a delivery that just
+// finished. Unordered endpoints have no parked deliveries, so for them this is one
+// index probe that changes nothing.
+func promote(ctx context.Context, tx pgx.Tx, finished map[string]int64) (bool, error) {
+	eps, at := make([]string, 0, len(finished)), make([]int64, 0, len(finished))
+	for ep, t := range finished {
+		eps, at = append(eps, ep), append(at, t)
+	}
+	tag, err := tx.Exec(ctx, `UPDATE deliveries d SET next_attempt_at = f.at
+		FROM unnest($1::text[], $2::bigint[]) AS f(endpoint_id, at)
+		WHERE d.seq = (SELECT MIN(h.seq) FROM deliveries h WHERE h.endpoint_id = f.endpoint_id AND h.status = 'pending')
+		  AND d.next_attempt_at = $3`, eps, at, parked)
 	if err != nil {
-		return false, fmt.Errorf("promote next fifo delivery: %w", err)
+		return false, fmt.Errorf("promote next fifo deliveries: %w", err)
 	}
 	return tag.RowsAffected() > 0, nil
 }

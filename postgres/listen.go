@@ -8,15 +8,19 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// dueChannel is the LISTEN/NOTIFY channel on which a transaction that made
+// dueChannel names the LISTEN/NOTIFY channel on which a transaction that made
 // deliveries due (a publish, a retry, a replay, an endpoint enabled, a FIFO
-// delivery promoted) wakes every listening worker when it commits.
-const dueChannel = "hookd_due"
+// delivery promoted) wakes every listening worker when it commits. Channels are
+// database-wide, so the name includes the schema: deployments in other schemas of
+// the same database do not wake each other.
+func dueChannel(schema string) string {
+	return "hookd_due:" + schema
+}
 
 // notifyDue queues a wake-up for when tx commits. PostgreSQL folds identical
 // notifications of one transaction into one.
 func notifyDue(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('`+dueChannel+`', '')`); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_notify('hookd_due:' || current_schema(), '')`); err != nil {
 		return fmt.Errorf("notify workers: %w", err)
 	}
 	return nil
@@ -56,7 +60,11 @@ func (db *DB) listen(ctx context.Context, wake func()) error {
 		defer cancel()
 		conn.Close(ctx)
 	}()
-	if _, err := conn.Exec(ctx, `LISTEN `+dueChannel); err != nil {
+	var schema string
+	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("listen for due deliveries: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{dueChannel(schema)}.Sanitize()); err != nil {
 		return fmt.Errorf("listen for due deliveries: %w", err)
 	}
 	wake()

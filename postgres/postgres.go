@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -53,6 +54,7 @@ type Config struct {
 type DB struct {
 	cfg  Config
 	pool *pgxpool.Pool
+	comp completer
 }
 
 // Open connects to cfg.URL, applies every pending migration and checks that
@@ -74,6 +76,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	db.startCompleter()
 	return db, nil
 }
 
@@ -91,7 +94,22 @@ func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if url == "" {
 		return nil, errors.New("postgres: Config.URL is required")
 	}
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	// hookd's queries are short and many; JIT compiling them (which PostgreSQL
+	// does when it overestimates a queue query's cost) takes longer than running them.
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
+	// pgxpool's default (4, or one per CPU) would queue the API's concurrent
+	// requests behind each other's commits; PostgreSQL commits concurrent
+	// transactions together, so more connections buy throughput.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -125,6 +143,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
+
+// defaultMaxConns is the pool size unless the URL sets pool_max_conns.
+const defaultMaxConns = 16
 
 // ErrWrongMasterKey means the database's secrets were sealed with another key.
 var ErrWrongMasterKey = errors.New("postgres: the master key does not open this database's secrets " +
@@ -162,8 +183,10 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool. It waits for connections in use to be returned.
+// Close records the outcomes already submitted, then closes the pool (waiting
+// for connections in use to be returned). It is safe to call more than once.
 func (db *DB) Close() error {
+	db.stopCompleter()
 	db.pool.Close()
 	return nil
 }
