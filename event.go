@@ -118,6 +118,21 @@ func NewDeliveryFailedEvent(evtID string, d *Delivery, attempts int, lastErr str
 	return &Event{ID: evtID, OrgID: d.OrgID, Type: EventDeliveryFailed, Data: data, CreatedAt: now}
 }
 
+// EventUsageThreshold is the type of the event hookd emits when an organization's
+// usage crosses a threshold of its monthly quota.
+const EventUsageThreshold = "usage_threshold"
+
+// NewUsageThresholdEvent returns the usage_threshold event of an organization whose
+// usage reached percent of its quota, with id evtID. SPEC §8's fields (event,
+// organization, usage, threshold) come with the percent, quota and period.
+func NewUsageThresholdEvent(evtID, orgID string, usage, quota int64, percent int, period string, now time.Time) *Event {
+	data, _ := json.Marshal(map[string]any{
+		"event": EventUsageThreshold, "organization": orgID, "usage": usage,
+		"threshold": UsageThreshold(quota, percent), "percent": percent, "quota": quota, "period": period,
+	})
+	return &Event{ID: evtID, OrgID: orgID, Type: EventUsageThreshold, Data: data, CreatedAt: now}
+}
+
 // Reserved reports whether t is a type only hookd itself may emit (the
 // operational types); clients and partners cannot publish them. usage_threshold is
 // not reserved: applications publish it too (the brief's own example).

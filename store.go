@@ -95,6 +95,13 @@ type Store interface {
 	CreateOrganization(ctx context.Context, o *Organization) error
 	// Organization returns the organization with id. ENOTFOUND if none.
 	Organization(ctx context.Context, id string) (*Organization, error)
+	// UpdateOrganization applies fn to the organization inside one transaction and
+	// stores its name, quota and overage setting. It returns fn's error (wrapped),
+	// or ENOTFOUND.
+	UpdateOrganization(ctx context.Context, id string, fn func(*Organization) error) (*Organization, error)
+	// Usage returns an organization's count of accepted events in period ("2006-01").
+	// ENOTFOUND if there is no such organization.
+	Usage(ctx context.Context, orgID, period string) (*Usage, error)
 
 	// CreateAPIKey stores k. ENOTFOUND if k.OrgID names no organization.
 	CreateAPIKey(ctx context.Context, k *APIKey) error
@@ -124,6 +131,12 @@ type Store interface {
 	// created, and due, at its event's CreatedAt (a FIFO endpoint's delivery that
 	// has older ones pending waits for them instead). ENOTFOUND if an event's
 	// organization does not exist; then nothing is stored.
+	//
+	// Every new event counts in its organization's usage for the month of its
+	// CreatedAt. If that takes usage past a monthly quota that allows no overage,
+	// Publish fails with EQUOTA and stores nothing. Usage reaching a threshold of
+	// the quota (UsageThresholds) for the first time in the month publishes, in the
+	// same transaction, a usage_threshold event (which does not count).
 	Publish(ctx context.Context, events []*Event) ([]PublishResult, error)
 	// Event returns an event and its deliveries. ENOTFOUND if none.
 	Event(ctx context.Context, orgID, id string) (*Event, []*Delivery, error)

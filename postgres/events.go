@@ -27,10 +27,11 @@ type subscriber struct {
 // endpoints once per transaction: other instances change endpoints too, so no
 // cache outlives it.
 type publisher struct {
-	ctx  context.Context
-	tx   pgx.Tx
-	subs map[string][]subscriber
-	due  bool // a delivery became due: notify the workers on commit
+	ctx   context.Context
+	tx    pgx.Tx
+	subs  map[string][]subscriber
+	due   bool                     // a delivery became due: notify the workers on commit
+	usage map[usageKey]*usageCount // new events to count (see settleUsage)
 }
 
 func newPublisher(ctx context.Context, tx pgx.Tx) *publisher {
@@ -195,7 +196,13 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 			if err != nil {
 				return err
 			}
+			if !r.Duplicate {
+				p.count(ev)
+			}
 			results[i] = r
+		}
+		if err := p.settleUsage(); err != nil {
+			return err
 		}
 		return p.notify()
 	})

@@ -11,8 +11,8 @@ import (
 
 // CreateOrganization implements hookd.Store.
 func (db *DB) CreateOrganization(ctx context.Context, o *hookd.Organization) error {
-	_, err := db.pool.Exec(ctx, `INSERT INTO organizations (id, name, monthly_quota, created_at) VALUES ($1, $2, $3, $4)`,
-		o.ID, o.Name, o.MonthlyQuota, us(o.CreatedAt))
+	_, err := db.pool.Exec(ctx, `INSERT INTO organizations (id, name, monthly_quota, allow_overage, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		o.ID, o.Name, o.MonthlyQuota, o.AllowOverage, us(o.CreatedAt))
 	if isUnique(err) {
 		err = hookd.Errorf(hookd.ECONFLICT, "organization %q already exists", o.ID)
 	}
@@ -26,13 +26,41 @@ func (db *DB) CreateOrganization(ctx context.Context, o *hookd.Organization) err
 func (db *DB) Organization(ctx context.Context, id string) (*hookd.Organization, error) {
 	var o hookd.Organization
 	var created int64
-	err := db.pool.QueryRow(ctx, `SELECT id, name, monthly_quota, created_at FROM organizations WHERE id = $1`, id).
-		Scan(&o.ID, &o.Name, &o.MonthlyQuota, &created)
+	err := db.pool.QueryRow(ctx, `SELECT id, name, monthly_quota, allow_overage, created_at FROM organizations WHERE id = $1`, id).
+		Scan(&o.ID, &o.Name, &o.MonthlyQuota, &o.AllowOverage, &created)
 	if err != nil {
 		return nil, fmt.Errorf("get organization: %w", notFoundIf(err, "organization", id))
 	}
 	o.CreatedAt = fromUS(created)
 	return &o, nil
+}
+
+// UpdateOrganization implements hookd.Store. The row is locked until the change commits.
+func (db *DB) UpdateOrganization(ctx context.Context, id string, fn func(*hookd.Organization) error) (*hookd.Organization, error) {
+	var out *hookd.Organization
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		o := hookd.Organization{}
+		var created int64
+		if err := tx.QueryRow(ctx, `SELECT id, name, monthly_quota, allow_overage, created_at FROM organizations
+			WHERE id = $1 FOR NO KEY UPDATE`, id).Scan(&o.ID, &o.Name, &o.MonthlyQuota, &o.AllowOverage, &created); err != nil {
+			return notFoundIf(err, "organization", id)
+		}
+		o.CreatedAt = fromUS(created)
+		if err := fn(&o); err != nil {
+			return err
+		}
+		o.ID = id
+		if _, err := tx.Exec(ctx, `UPDATE organizations SET name = $1, monthly_quota = $2, allow_overage = $3 WHERE id = $4`,
+			o.Name, o.MonthlyQuota, o.AllowOverage, id); err != nil {
+			return err
+		}
+		out = &o
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update organization: %w", err)
+	}
+	return out, nil
 }
 
 // orgExists answers ENOTFOUND unless the organization exists. FOR KEY SHARE keeps

@@ -23,8 +23,9 @@ type subscriber struct {
 // publisher fans events out inside a write transaction, with the writer's cache
 // of each organization's endpoints.
 type publisher struct {
-	tx   wtx
-	subs map[string][]subscriber
+	tx    wtx
+	subs  map[string][]subscriber
+	usage map[usageKey]*usageCount // new events to count (see settleUsage)
 }
 
 func newPublisher(tx wtx) *publisher {
@@ -172,9 +173,12 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 			if err != nil {
 				return err
 			}
+			if !r.Duplicate {
+				p.count(ev)
+			}
 			results[i] = r
 		}
-		return nil
+		return p.settleUsage()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)

@@ -11,8 +11,8 @@ import (
 // CreateOrganization implements hookd.Store.
 func (db *DB) CreateOrganization(ctx context.Context, o *hookd.Organization) error {
 	err := db.write(ctx, func(tx wtx) error {
-		_, err := tx.Exec(`INSERT INTO organizations (id, name, monthly_quota, created_at) VALUES (?, ?, ?, ?)`,
-			o.ID, o.Name, o.MonthlyQuota, us(o.CreatedAt))
+		_, err := tx.Exec(`INSERT INTO organizations (id, name, monthly_quota, allow_overage, created_at) VALUES (?, ?, ?, ?, ?)`,
+			o.ID, o.Name, o.MonthlyQuota, o.AllowOverage, us(o.CreatedAt))
 		if isUnique(err) {
 			return hookd.Errorf(hookd.ECONFLICT, "organization %q already exists", o.ID)
 		}
@@ -28,13 +28,41 @@ func (db *DB) CreateOrganization(ctx context.Context, o *hookd.Organization) err
 func (db *DB) Organization(ctx context.Context, id string) (*hookd.Organization, error) {
 	var o hookd.Organization
 	var created int64
-	err := db.r.QueryRowContext(ctx, `SELECT id, name, monthly_quota, created_at FROM organizations WHERE id = ?`, id).
-		Scan(&o.ID, &o.Name, &o.MonthlyQuota, &created)
+	err := db.r.QueryRowContext(ctx, `SELECT id, name, monthly_quota, allow_overage, created_at FROM organizations WHERE id = ?`, id).
+		Scan(&o.ID, &o.Name, &o.MonthlyQuota, &o.AllowOverage, &created)
 	if err != nil {
 		return nil, fmt.Errorf("get organization: %w", notFoundIf(err, "organization", id))
 	}
 	o.CreatedAt = fromUS(created)
 	return &o, nil
+}
+
+// UpdateOrganization implements hookd.Store.
+func (db *DB) UpdateOrganization(ctx context.Context, id string, fn func(*hookd.Organization) error) (*hookd.Organization, error) {
+	var out *hookd.Organization
+	err := db.write(ctx, func(tx wtx) error {
+		o := hookd.Organization{}
+		var created int64
+		if err := tx.QueryRow(`SELECT id, name, monthly_quota, allow_overage, created_at FROM organizations WHERE id = ?`, id).
+			Scan(&o.ID, &o.Name, &o.MonthlyQuota, &o.AllowOverage, &created); err != nil {
+			return notFoundIf(err, "organization", id)
+		}
+		o.CreatedAt = fromUS(created)
+		if err := fn(&o); err != nil {
+			return err
+		}
+		o.ID = id
+		if _, err := tx.Exec(`UPDATE organizations SET name = ?, monthly_quota = ?, allow_overage = ? WHERE id = ?`,
+			o.Name, o.MonthlyQuota, o.AllowOverage, id); err != nil {
+			return err
+		}
+		out = &o
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update organization: %w", err)
+	}
+	return out, nil
 }
 
 // CreateAPIKey implements hookd.Store.

@@ -123,6 +123,12 @@ func (db *DB) AcceptInbound(ctx context.Context, ev *hookd.Event, accepted, dupl
 		if err != nil {
 			return err
 		}
+		if !r.Duplicate {
+			p.count(ev)
+			if err := p.settleUsage(); err != nil {
+				return err
+			}
+		}
 		res = r
 		if r.Duplicate {
 			return appendAudit(tx, duplicate)

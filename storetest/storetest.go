@@ -51,6 +51,7 @@ func groups() []group {
 		{"RetryEvent", retryEventTests},
 		{"TakeToken", takeTokenTests},
 		{"Audit", auditTests},
+		{"Usage", usageTests},
 		{"Ping", pingTests},
 	}
 }
