@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -38,6 +39,8 @@ type options struct {
 	policy *netguard.Policy
 	// maxBody is httpapi.Config.MaxBodyBytes (0 = the default).
 	maxBody int64
+	// now is the API's clock (nil = time.Now).
+	now func() time.Time
 }
 
 // fixture is a real API server on a real SQLite store, with an organization
@@ -78,7 +81,7 @@ func setup(t testing.TB, opts options) *fixture {
 	}
 	t.Cleanup(func() { engine.Stop(context.Background()) })
 	api, err := httpapi.New(httpapi.Config{Store: store, Engine: engine, Policy: policy, MaxBodyBytes: opts.maxBody, Version: "test",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Now: opts.now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}

@@ -103,6 +103,8 @@ func (s *Server) routes() {
 
 	m.Handle("POST /api/organizations", s.auth("organization.create", s.createOrganization))
 	m.Handle("GET /api/organizations/{org}", s.auth("", s.getOrganization))
+	m.Handle("PATCH /api/organizations/{org}", s.auth("organization.update", s.updateOrganization))
+	m.Handle("GET /api/usage", s.auth("", s.getUsage))
 	m.Handle("POST /api/organizations/{org}/keys", s.auth("key.create", s.createKey))
 
 	m.Handle("POST /api/webhooks", s.auth("endpoint.create", s.createEndpoint))
