@@ -53,6 +53,10 @@ type Endpoint struct {
 	PreviousSecret        string    // the secret before the last rotation
 	PreviousSecretExpires time.Time // when PreviousSecret stops being used
 	CreatedAt, UpdatedAt  time.Time //
+	// FailingSince is when the endpoint's current run of failed attempts began
+	// (zero once an attempt succeeds, or when it is enabled): hookd disables an
+	// endpoint whose run lasts the configured window.
+	FailingSince time.Time
 }
 
 // Subscribes reports whether e wants events of the given type: a pattern matches when

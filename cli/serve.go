@@ -35,6 +35,7 @@ type serveCmd struct {
 	RetryMaxAttempts    int           `default:"5" env:"HOOKD_RETRY_MAX_ATTEMPTS" help:"Attempts per delivery, the first included, unless an endpoint sets its own."`
 	RetryInitial        time.Duration `name:"retry-initial-interval" default:"5s" env:"HOOKD_RETRY_INITIAL_INTERVAL" help:"Wait after the first failed attempt; each later wait is 6 times longer, with jitter."`
 	RetryMax            time.Duration `name:"retry-max-interval" default:"1h" env:"HOOKD_RETRY_MAX_INTERVAL" help:"Longest wait between attempts (also caps Retry-After)."`
+	DisableAfter        time.Duration `default:"120h" env:"HOOKD_DISABLE_AFTER" help:"Disable an endpoint (and emit endpoint.disabled) once every attempt to it has failed for this long; 0 never disables."`
 	Concurrency         int           `default:"256" env:"HOOKD_CONCURRENCY" help:"Delivery attempts in flight at once, across all endpoints."`
 	MaxInFlight         int           `default:"32" env:"HOOKD_MAX_IN_FLIGHT" help:"Default attempts in flight per endpoint."`
 	ShutdownTimeout     time.Duration `default:"30s" env:"HOOKD_SHUTDOWN_TIMEOUT" help:"How long SIGTERM waits for requests and attempts in flight."`
@@ -68,11 +69,18 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 			MaxInFlight:    c.MaxInFlight,
 			AttemptTimeout: c.AttemptTimeout,
 			Lease:          c.Lease,
+			DisableAfter:   c.DisableAfter,
 			Retry:          hookd.RetryPolicy{MaxAttempts: c.RetryMaxAttempts, InitialInterval: c.RetryInitial, MaxInterval: c.RetryMax},
 		},
 	}
 	if c.Lease < 0 || (c.Lease > 0 && c.Lease <= c.AttemptTimeout) {
 		return cfg, fmt.Errorf("--lease must be longer than --attempt-timeout (%s), or an instance could lose a delivery it is still attempting", c.AttemptTimeout)
+	}
+	switch {
+	case c.DisableAfter < 0:
+		return cfg, fmt.Errorf("--disable-after must not be negative (0 never disables)")
+	case c.DisableAfter == 0:
+		cfg.Engine.DisableAfter = -1 // never
 	}
 	if c.ShutdownTimeout <= 0 {
 		return cfg, fmt.Errorf("--shutdown-timeout must be positive")

@@ -56,6 +56,10 @@ type Config struct {
 	Lease time.Duration
 	// Retry is the default retry schedule. Default hookd.DefaultRetryPolicy.
 	Retry hookd.RetryPolicy
+	// DisableAfter is how long an endpoint may fail continuously (every attempt
+	// since the first failure failed) before hookd disables it and emits
+	// endpoint.disabled. Default 5 days; negative never disables.
+	DisableAfter time.Duration
 	// UserAgent is sent with every request. Default "hookd/dev".
 	UserAgent string
 	// Name identifies this engine in claims. Default a random id.
@@ -92,6 +96,9 @@ func (c *Config) setDefaults() error {
 		c.Lease = c.AttemptTimeout + 30*time.Second
 	}
 	c.Retry = c.Retry.Or(hookd.DefaultRetryPolicy)
+	if c.DisableAfter == 0 {
+		c.DisableAfter = DefaultDisableAfter
+	}
 	if c.UserAgent == "" {
 		c.UserAgent = "hookd/dev"
 	}
@@ -106,6 +113,9 @@ func (c *Config) setDefaults() error {
 	}
 	return nil
 }
+
+// DefaultDisableAfter is Config.DisableAfter's default (SPEC §8).
+const DefaultDisableAfter = 5 * 24 * time.Hour
 
 // Engine sends webhooks. Start it once; Stop it once. Safe for concurrent use.
 type Engine struct {
@@ -442,6 +452,11 @@ func (e *Engine) decide(c *hookd.Claim, r result) hookd.Outcome {
 			wait = min(r.retryAfter, policy.MaxInterval)
 		}
 		out.NextAttemptAt = now.Add(wait)
+	}
+	if since := c.Endpoint.FailingSince; r.attempt.Error != "" && out.DisableEndpoint == "" && e.cfg.DisableAfter > 0 &&
+		!since.IsZero() && now.Sub(since) >= e.cfg.DisableAfter {
+		out.DisableEndpoint = fmt.Sprintf("every attempt failed since %s (%s); disabled after %s of failures",
+			since.UTC().Format(time.RFC3339), r.attempt.Error, e.cfg.DisableAfter)
 	}
 	return out
 }

@@ -549,6 +549,9 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("update deliveries: %w", err)
 		}
+		if err := noteEndpointHealth(ctx, tx, outcomes, held, created); err != nil {
+			return err
+		}
 		p := newPublisher(ctx, tx)
 		// A finished FIFO delivery lets the next one go; promote before disabling,
 		// which parks the endpoint's deliveries again.
@@ -583,6 +586,47 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 		}
 		return p.notify()
 	})
+}
+
+// noteEndpointHealth ends the run of failures of every endpoint with a successful
+// attempt among outcomes (those whose lease held) and starts one, at its first
+// failed attempt, for every endpoint with only failed ones. Endpoints already in
+// that state are not written.
+func noteEndpointHealth(ctx context.Context, tx pgx.Tx, outcomes []hookd.Outcome, held map[string]string, at []int64) error {
+	ok := map[string]bool{}
+	failed := map[string]int64{}
+	for i := range outcomes {
+		ep, h := held[outcomes[i].DeliveryID]
+		switch {
+		case !h:
+		case outcomes[i].Attempt.Error == "":
+			ok[ep] = true
+		case failed[ep] == 0 || at[i] < failed[ep]:
+			failed[ep] = at[i]
+		}
+	}
+	var okIDs, failIDs []string
+	var failAt []int64
+	for ep := range ok {
+		okIDs = append(okIDs, ep)
+	}
+	for ep, t := range failed {
+		if !ok[ep] {
+			failIDs, failAt = append(failIDs, ep), append(failAt, t)
+		}
+	}
+	if len(okIDs) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE endpoints SET failing_since = 0 WHERE id = ANY($1::text[]) AND failing_since <> 0`, okIDs); err != nil {
+			return fmt.Errorf("note endpoint health: %w", err)
+		}
+	}
+	if len(failIDs) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE endpoints e SET failing_since = f.at FROM unnest($1::text[], $2::bigint[]) AS f(id, at)
+			WHERE e.id = f.id AND e.failing_since = 0`, failIDs, failAt); err != nil {
+			return fmt.Errorf("note endpoint health: %w", err)
+		}
+	}
+	return nil
 }
 
 // promote makes the oldest pending delivery of each FIFO endpoint in finished

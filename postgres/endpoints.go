@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,7 +27,7 @@ func (db *DB) CreateEndpoint(ctx context.Context, e *hookd.Endpoint) error {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO endpoints (id, org_id, `+sqlrow.EndpointSetColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+			VALUES (`+sqlrow.Placeholders(2+sqlrow.EndpointSetCount, true, 1)+`)`,
 			append([]any{e.ID, e.OrgID}, vals...)...)
 		if isUnique(err) {
 			return hookd.Errorf(hookd.ECONFLICT, "endpoint %q already exists", e.ID)
@@ -94,6 +96,9 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 				return err
 			}
 		case !wasEnabled && e.Enabled, e.Enabled && wasFIFO && e.Ordering != hookd.OrderingFIFO:
+			if !wasEnabled {
+				e.FailingSince = time.Time{} // a fresh start
+			}
 			if err := unpark(ctx, tx, e.ID, e.Ordering == hookd.OrderingFIFO, us(e.UpdatedAt)); err != nil {
 				return err
 			}
@@ -106,7 +111,7 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE endpoints SET (`+sqlrow.EndpointSetColumns+`) =
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) WHERE id = $21`,
+			(`+sqlrow.Placeholders(sqlrow.EndpointSetCount, true, 1)+`) WHERE id = $`+strconv.Itoa(sqlrow.EndpointSetCount+1),
 			append(vals, e.ID)...); err != nil {
 			return err
 		}

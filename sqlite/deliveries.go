@@ -382,6 +382,9 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 			if err != nil {
 				return fmt.Errorf("update delivery: %w", err)
 			}
+			if err := noteEndpointHealth(tx, endpointID, o.Attempt.Error == "", now); err != nil {
+				return err
+			}
 			if o.Status != hookd.DeliveryPending {
 				if err := promote(tx, endpointID, now); err != nil {
 					return err
@@ -402,6 +405,20 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 	})
 	if err != nil {
 		return fmt.Errorf("complete deliveries: %w", err)
+	}
+	return nil
+}
+
+// noteEndpointHealth ends an endpoint's run of failures after a successful attempt,
+// or starts one at now after a failed one. Each is a no-op (no write) when the
+// endpoint is already in that state.
+func noteEndpointHealth(tx wtx, endpointID string, ok bool, now int64) error {
+	q, args := `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since = 0`, []any{now, endpointID}
+	if ok {
+		q, args = `UPDATE endpoints SET failing_since = 0 WHERE id = ? AND failing_since <> 0`, []any{endpointID}
+	}
+	if _, err := tx.Exec(q, args...); err != nil {
+		return fmt.Errorf("note endpoint health: %w", err)
 	}
 	return nil
 }

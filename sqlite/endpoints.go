@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/internal/cursor"
@@ -33,10 +34,8 @@ func (db *DB) CreateEndpoint(ctx context.Context, e *hookd.Endpoint) error {
 			return notFoundIf(err, "organization", e.OrgID)
 		}
 		delete(tx.db.subs, e.OrgID)
-		_, err := tx.Exec(`INSERT INTO endpoints (id, org_id, url, events, description, enabled, disabled_reason,
-			headers, signature_scheme, signature_header, payload, retry_max_attempts, retry_initial_us, retry_max_us,
-			rate_limit, max_in_flight, ordering, secret, previous_secret, previous_secret_expires, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append([]any{e.ID, e.OrgID}, args...)...)
+		_, err := tx.Exec(`INSERT INTO endpoints (id, org_id, `+sqlrow.EndpointSetColumns+`)
+			VALUES (`+sqlrow.Placeholders(2+sqlrow.EndpointSetCount, false, 1)+`)`, append([]any{e.ID, e.OrgID}, args...)...)
 		if isUnique(err) {
 			return hookd.Errorf(hookd.ECONFLICT, "endpoint %q already exists", e.ID)
 		}
@@ -106,6 +105,9 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 				return err
 			}
 		case !wasEnabled && e.Enabled, e.Enabled && wasFIFO && e.Ordering != hookd.OrderingFIFO:
+			if !wasEnabled {
+				e.FailingSince = time.Time{} // a fresh start
+			}
 			if err := unpark(tx, e.ID, e.Ordering == hookd.OrderingFIFO, us(e.UpdatedAt)); err != nil {
 				return err
 			}
@@ -114,10 +116,8 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`UPDATE endpoints SET url = ?, events = ?, description = ?, enabled = ?, disabled_reason = ?,
-			headers = ?, signature_scheme = ?, signature_header = ?, payload = ?, retry_max_attempts = ?, retry_initial_us = ?,
-			retry_max_us = ?, rate_limit = ?, max_in_flight = ?, ordering = ?, secret = ?, previous_secret = ?,
-			previous_secret_expires = ?, created_at = ?, updated_at = ? WHERE id = ?`, append(vals, e.ID)...); err != nil {
+		if _, err := tx.Exec(`UPDATE endpoints SET (`+sqlrow.EndpointSetColumns+`) =
+			(`+sqlrow.Placeholders(sqlrow.EndpointSetCount, false, 1)+`) WHERE id = ?`, append(vals, e.ID)...); err != nil {
 			return err
 		}
 		out = e

@@ -52,6 +52,7 @@ func groups() []group {
 		{"TakeToken", takeTokenTests},
 		{"Audit", auditTests},
 		{"Usage", usageTests},
+		{"EndpointHealth", healthTests},
 		{"Ping", pingTests},
 	}
 }

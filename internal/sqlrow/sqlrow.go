@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookd/hookd"
@@ -68,13 +70,33 @@ func EndpointColumns(seq string) string {
 	return `e.` + seq + `, e.id, e.org_id, e.url, e.events, e.description, e.enabled, e.disabled_reason,
 	e.headers, e.signature_scheme, e.signature_header, e.payload, e.retry_max_attempts, e.retry_initial_us,
 	e.retry_max_us, e.rate_limit, e.max_in_flight, e.ordering, e.secret, e.previous_secret,
-	e.previous_secret_expires, e.created_at, e.updated_at`
+	e.previous_secret_expires, e.created_at, e.updated_at, e.failing_since`
 }
 
 // EndpointSetColumns names, in order, the columns EndpointValues returns values for.
 const EndpointSetColumns = `url, events, description, enabled, disabled_reason, headers, signature_scheme,
 	signature_header, payload, retry_max_attempts, retry_initial_us, retry_max_us, rate_limit, max_in_flight,
-	ordering, secret, previous_secret, previous_secret_expires, created_at, updated_at`
+	ordering, secret, previous_secret, previous_secret_expires, created_at, updated_at, failing_since`
+
+// EndpointSetCount is the number of EndpointSetColumns.
+const EndpointSetCount = 21
+
+// Placeholders returns n parameter placeholders separated by commas: "?" each,
+// or with dollar "$from", "$from+1", … (PostgreSQL).
+func Placeholders(n int, dollar bool, from int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if dollar {
+			b.WriteString("$" + strconv.Itoa(from+i))
+		} else {
+			b.WriteString("?")
+		}
+	}
+	return b.String()
+}
 
 // ScanEndpoint reads EndpointColumns, preceded by the extra destinations, into a
 // new endpoint and returns it with its sequence number. A row that cannot be
@@ -87,10 +109,11 @@ func ScanEndpoint(s Scanner, sealer Sealer, extra ...any) (*hookd.Endpoint, int6
 		retryInitial, retryMax    int64
 		secret, prev              []byte
 		prevExp, created, updated int64
+		failing                   int64
 	)
 	dest := append(extra, &seq, &e.ID, &e.OrgID, &e.URL, &events, &e.Description, &e.Enabled, &e.DisabledReason,
 		&headers, &e.SignatureScheme, &e.SignatureHeader, &e.Payload, &e.Retry.MaxAttempts, &retryInitial,
-		&retryMax, &e.RateLimit, &e.MaxInFlight, &e.Ordering, &secret, &prev, &prevExp, &created, &updated)
+		&retryMax, &e.RateLimit, &e.MaxInFlight, &e.Ordering, &secret, &prev, &prevExp, &created, &updated, &failing)
 	if err := s.Scan(dest...); err != nil {
 		return nil, 0, err
 	}
@@ -115,6 +138,7 @@ func ScanEndpoint(s Scanner, sealer Sealer, extra ...any) (*hookd.Endpoint, int6
 		e.PreviousSecret = string(plain)
 	}
 	e.PreviousSecretExpires, e.CreatedAt, e.UpdatedAt = FromUS(prevExp), FromUS(created), FromUS(updated)
+	e.FailingSince = FromUS(failing)
 	return &e, seq, nil
 }
 
@@ -139,7 +163,7 @@ func EndpointValues(e *hookd.Endpoint, sealer Sealer) ([]any, error) {
 	return []any{e.URL, string(events), e.Description, e.Enabled, e.DisabledReason, string(hdr),
 		e.SignatureScheme, e.SignatureHeader, e.Payload, e.Retry.MaxAttempts, e.Retry.InitialInterval.Microseconds(),
 		e.Retry.MaxInterval.Microseconds(), e.RateLimit, e.MaxInFlight, e.Ordering, secret, prev,
-		US(e.PreviousSecretExpires), US(e.CreatedAt), US(e.UpdatedAt)}, nil
+		US(e.PreviousSecretExpires), US(e.CreatedAt), US(e.UpdatedAt), US(e.FailingSince)}, nil
 }
 
 // seal seals a secret and, if there is one, the previous secret (nil if not).
