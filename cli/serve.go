@@ -31,7 +31,7 @@ type serveCmd struct {
 	TrustedProxies      []string      `env:"HOOKD_TRUSTED_PROXIES" sep:"," help:"Comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed (for partner IP allowlists and the audit log)."`
 	MaxBodySize         int64         `default:"1048576" env:"HOOKD_MAX_BODY_SIZE" help:"Largest request body accepted, in bytes."`
 	AttemptTimeout      time.Duration `default:"15s" env:"HOOKD_ATTEMPT_TIMEOUT" help:"Time limit of one delivery attempt."`
-	Lease               time.Duration `env:"HOOKD_LEASE" help:"How long a claimed delivery belongs to the instance that claimed it; if that instance dies, others attempt the delivery once this has passed. Must exceed --attempt-timeout. Default: attempt timeout + 30s."`
+	Lease               time.Duration `env:"HOOKD_LEASE" help:"How long a claimed delivery belongs to the instance that claimed it; if that instance dies, others attempt the delivery once this has passed. Must exceed --attempt-timeout; attempts are cut short min(10s, lease/4) before the lease ends. Default: attempt timeout + 30s."`
 	RetryMaxAttempts    int           `default:"5" env:"HOOKD_RETRY_MAX_ATTEMPTS" help:"Attempts per delivery, the first included, unless an endpoint sets its own."`
 	RetryInitial        time.Duration `name:"retry-initial-interval" default:"5s" env:"HOOKD_RETRY_INITIAL_INTERVAL" help:"Wait after the first failed attempt; each later wait is 6 times longer, with jitter."`
 	RetryMax            time.Duration `name:"retry-max-interval" default:"1h" env:"HOOKD_RETRY_MAX_INTERVAL" help:"Longest wait between attempts (also caps Retry-After)."`

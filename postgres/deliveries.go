@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
@@ -93,11 +94,12 @@ func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time
 			cycle_attempts = 0, updated_at = $1 WHERE id = $2`, us(now), id); err != nil {
 			return err
 		}
-		return notifyDue(ctx, tx)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("retry delivery: %w", err)
 	}
+	db.wakeWorkers()
 	d, _, err := db.Delivery(ctx, orgID, id)
 	return d, err
 }
@@ -124,13 +126,14 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 			q += ` AND status <> 'pending'`
 		}
 		tag, err := tx.Exec(ctx, q, a...)
-		if n = tag.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
-		return notifyDue(ctx, tx)
+		n = tag.RowsAffected()
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
+	}
+	if n > 0 {
+		db.wakeWorkers()
 	}
 	return int(n), nil
 }
@@ -146,20 +149,28 @@ const maxClaimEndpoints = 128
 
 // candidate is an endpoint with due work and room for more in flight.
 type candidate struct {
-	id    string
-	fifo  bool
-	rate  float64
-	limit int64 // its cap, before what it has in flight
-	free  int64 // limit less its live leases, when chosen
-	due   int64 // its oldest due delivery
-	share int64 // how many this claim may take of it (all claims together take at most p.Limit)
+	id       string
+	rate     float64
+	override int64 // p.Caps and p.PerEndpoint's cap for it (noCap if none)
+	free     int64 // its cap less its live leases (and its tokens), when chosen
+	due      int64 // its oldest due delivery
+	share    int64 // how many this claim may take of it (all claims together take at most p.Limit)
 }
+
+// noCap stands for "no cap" in caps computed in SQL.
+const noCap = int64(1) << 40
+
+// claimLockTimeout bounds how long a claim waits for another instance's claim of
+// the same endpoints: one that stalls (a frozen process) holds its locks until
+// PostgreSQL ends its transaction, and other claims must not wait that long.
+const claimLockTimeout = "2s"
 
 // ClaimDeliveries implements hookd.Store. It chooses candidate endpoints without
 // locks; then, in one transaction, takes an advisory lock on each (waiting for a
-// claim of another instance that holds one), recounts their live leases under
-// the lock, takes tokens from the rate-limited ones' shared buckets, and leases
-// what fits. So caps, FIFO order and rate limits hold across every instance.
+// claim of another instance that holds one, up to claimLockTimeout), takes tokens
+// from the rate-limited ones' shared buckets, and leases what fits under each
+// endpoint's settings and live leases as they are under the lock. So caps, FIFO
+// order and rate limits hold across every instance.
 func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
 	if p.Limit <= 0 {
 		return nil, nil
@@ -175,6 +186,12 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 		leased, err = claim(ctx, tx, cands, p, lease)
 		return err
 	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "55P03" {
+		// Another instance's claim holds a lock too long: claim again next round,
+		// by when PostgreSQL may have ended that claim.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
@@ -196,15 +213,15 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 
 // candidates lists the enabled endpoints with pending work (a loose scan of the
 // pending index, so its cost grows with those endpoints, not with their
-// backlogs) that have something due and free capacity, oldest due first, each
-// with its share of p.Limit.
+// backlogs) that have something due, free capacity and, if rate-limited, a token
+// in their shared bucket, oldest due first (at most maxClaimEndpoints), each with
+// its share of p.Limit.
 func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate, error) {
 	exclude := p.Exclude
 	if exclude == nil {
 		exclude = []string{}
 	}
 	now := us(p.Now)
-	const noCap = int64(1) << 40
 	defaultCap := noCap
 	if p.MaxInFlight > 0 {
 		defaultCap = int64(p.MaxInFlight)
@@ -217,7 +234,7 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 			        ORDER BY d.endpoint_id LIMIT 1)
 			FROM eps WHERE eps.id IS NOT NULL
 		)
-		SELECT e.id, e.ordering = 'fifo', e.rate_limit,
+		SELECT e.id, e.rate_limit, rl.tokens, rl.updated_at,
 		       CASE WHEN e.ordering = 'fifo' THEN 1 WHEN e.max_in_flight > 0 THEN e.max_in_flight ELSE $1::bigint END,
 		       (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = e.id AND l.lease IS NOT NULL AND l.lease_until > $2),
 		       CASE WHEN e.ordering = 'fifo' THEN
@@ -228,6 +245,7 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 		            AND (d.lease_until IS NULL OR d.lease_until <= $2) ORDER BY d.next_attempt_at LIMIT 1)
 		       END
 		FROM eps JOIN endpoints e ON e.id = eps.id
+		LEFT JOIN rate_limits rl ON rl.key = 'endpoint:' || e.id
 		WHERE e.enabled AND NOT (e.id = ANY($3::text[]))`, defaultCap, now, exclude, parked)
 	if err != nil {
 		return nil, fmt.Errorf("choose due endpoints: %w", err)
@@ -235,19 +253,27 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 	var cands []candidate
 	for rows.Next() {
 		var c candidate
-		var leased int64
-		var due *int64
-		if err := rows.Scan(&c.id, &c.fifo, &c.rate, &c.limit, &leased, &due); err != nil {
+		var limit, leased int64
+		var due, updated *int64
+		var tokens *float64
+		if err := rows.Scan(&c.id, &c.rate, &tokens, &updated, &limit, &leased, &due); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("choose due endpoints: %w", err)
 		}
+		c.override = noCap
 		if v, ok := p.Caps[c.id]; ok {
-			c.limit = min(c.limit, int64(v))
+			c.override = min(c.override, int64(v))
 		}
 		if p.PerEndpoint > 0 {
-			c.limit = min(c.limit, int64(p.PerEndpoint))
+			c.override = min(c.override, int64(p.PerEndpoint))
 		}
-		c.free = c.limit - leased
+		c.free = min(limit, c.override) - leased
+		if c.rate > 0 && tokens != nil {
+			// An endpoint whose shared bucket is empty cannot take a place that
+			// another endpoint could use.
+			rl := hookd.RateLimit{PerSecond: c.rate, Burst: rateBurst(c.rate)}
+			c.free = min(c.free, int64(hookd.Refill(*tokens, fromUS(*updated), rl, p.Now)))
+		}
 		if c.free > 0 && due != nil && *due <= now {
 			c.due = *due
 			cands = append(cands, c)
@@ -280,6 +306,9 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	for i, c := range cands {
 		want[i] = c.id
 	}
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+claimLockTimeout+`'`); err != nil {
+		return nil, fmt.Errorf("lock endpoints: %w", err)
+	}
 	// Every claim takes its locks in the order of their keys, so claims wait for
 	// each other (for a few milliseconds) but never deadlock; a claim that waited
 	// then counts the leases of the one it waited for.
@@ -289,51 +318,15 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 		return nil, fmt.Errorf("lock endpoints: %w", err)
 	}
 	now := us(p.Now)
+	buckets, err := takeBuckets(ctx, tx, cands, p.Now)
+	if err != nil {
+		return nil, err
+	}
 	var (
-		epIDs      []string
-		shares     []int64
-		limits     []int64
-		fifos      []bool
-		buckets    = map[string]float64{} // endpoint id → tokens available
-		bucketKeys []string
+		epIDs     []string
+		shares    []int64
+		overrides []int64
 	)
-	for _, c := range cands {
-		if c.rate > 0 {
-			bucketKeys = append(bucketKeys, rateKey(c.id))
-		}
-	}
-	if len(bucketKeys) > 0 {
-		rows, err := tx.Query(ctx, `SELECT key, tokens, updated_at FROM rate_limits WHERE key = ANY($1::text[])`, bucketKeys)
-		if err != nil {
-			return nil, fmt.Errorf("read rate limit buckets: %w", err)
-		}
-		stored := map[string][2]float64{}
-		for rows.Next() {
-			var key string
-			var tokens float64
-			var updated int64
-			if err := rows.Scan(&key, &tokens, &updated); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read rate limit buckets: %w", err)
-			}
-			stored[key] = [2]float64{tokens, float64(updated)}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read rate limit buckets: %w", err)
-		}
-		for _, c := range cands {
-			if c.rate <= 0 {
-				continue
-			}
-			limit := hookd.RateLimit{PerSecond: c.rate, Burst: rateBurst(c.rate)}
-			tokens, last := float64(limit.Burst), p.Now
-			if s, ok := stored[rateKey(c.id)]; ok {
-				tokens, last = s[0], fromUS(int64(s[1]))
-			}
-			buckets[c.id] = hookd.Refill(tokens, last, limit, p.Now)
-		}
-	}
 	for _, c := range cands {
 		share := c.share
 		if tokens, ok := buckets[c.id]; ok {
@@ -342,40 +335,49 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 		if share <= 0 {
 			continue
 		}
-		epIDs, shares, limits, fifos = append(epIDs, c.id), append(shares, share), append(limits, c.limit), append(fifos, c.fifo)
+		epIDs, shares, overrides = append(epIDs, c.id), append(shares, share), append(overrides, c.override)
 	}
 	if len(epIDs) == 0 {
 		return nil, nil
 	}
+	// The endpoints' settings (ordering, max_in_flight) are read here, under the
+	// locks, not taken from the candidates: they may have changed meanwhile.
+	defaultCap := noCap
+	if p.MaxInFlight > 0 {
+		defaultCap = int64(p.MaxInFlight)
+	}
 	rows, err := tx.Query(ctx, `
 		WITH c AS (
-			SELECT c.id, c.share, c.cap, c.fifo, c.ord
-			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bool[]) WITH ORDINALITY AS c(id, share, cap, fifo, ord)
+			SELECT c.id, c.share, c.ord, e.ordering = 'fifo' AS fifo,
+			       LEAST(c.override, CASE WHEN e.ordering = 'fifo' THEN 1 WHEN e.max_in_flight > 0 THEN e.max_in_flight
+			                              ELSE $9::bigint END) AS cap
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS c(id, share, override, ord)
 			JOIN endpoints e ON e.id = c.id AND e.enabled
 		), due AS (
 			SELECT x.seq, c.ord, x.next_attempt_at FROM c CROSS JOIN LATERAL (
 				SELECT d.seq, d.next_attempt_at FROM deliveries d
-				WHERE d.endpoint_id = c.id AND d.status = 'pending' AND d.next_attempt_at <= $5
-				  AND (d.lease_until IS NULL OR d.lease_until <= $5)
+				WHERE d.endpoint_id = c.id AND d.status = 'pending' AND d.next_attempt_at <= $4
+				  AND (d.lease_until IS NULL OR d.lease_until <= $4)
 				ORDER BY d.next_attempt_at, d.seq
 				LIMIT GREATEST(0, LEAST(c.share, c.cap - (SELECT COUNT(*) FROM deliveries l
-					WHERE l.endpoint_id = c.id AND l.lease IS NOT NULL AND l.lease_until > $5)))
+					WHERE l.endpoint_id = c.id AND l.lease IS NOT NULL AND l.lease_until > $4)))
 			) x WHERE NOT c.fifo
 			UNION ALL
 			SELECT h.seq, c.ord, h.next_attempt_at FROM c CROSS JOIN LATERAL (
 				SELECT d.seq, d.next_attempt_at, d.lease_until FROM deliveries d
 				WHERE d.endpoint_id = c.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1
 			) h
-			WHERE c.fifo AND (h.next_attempt_at <= $5 OR h.next_attempt_at = $8)
-			  AND (h.lease_until IS NULL OR h.lease_until <= $5)
-			  AND NOT EXISTS (SELECT 1 FROM deliveries l WHERE l.endpoint_id = c.id AND l.lease IS NOT NULL AND l.lease_until > $5)
+			WHERE c.fifo AND (h.next_attempt_at <= $4 OR h.next_attempt_at = $7)
+			  AND (h.lease_until IS NULL OR h.lease_until <= $4)
+			  AND NOT EXISTS (SELECT 1 FROM deliveries l WHERE l.endpoint_id = c.id AND l.lease IS NOT NULL AND l.lease_until > $4)
 		), pick AS (
-			SELECT seq FROM due ORDER BY ord, next_attempt_at, seq LIMIT $9
+			SELECT seq FROM due ORDER BY ord, next_attempt_at, seq LIMIT $8
 		)
-		UPDATE deliveries d SET lease = $6, lease_until = $7
-		FROM pick WHERE d.seq = pick.seq AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $5)
+		UPDATE deliveries d SET lease = $5, lease_until = $6
+		FROM pick WHERE d.seq = pick.seq AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
+		  AND (d.next_attempt_at <= $4 OR d.next_attempt_at = $7)
 		RETURNING d.seq, d.endpoint_id`,
-		epIDs, shares, limits, fifos, now, lease, us(p.Now.Add(p.Lease)), parked, p.Limit)
+		epIDs, shares, overrides, now, lease, us(p.Now.Add(p.Lease)), parked, p.Limit, defaultCap)
 	if err != nil {
 		return nil, fmt.Errorf("lease deliveries: %w", err)
 	}
@@ -409,6 +411,57 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 		}
 	}
 	return seqs, nil
+}
+
+// takeBuckets reads, under the claim's locks, the shared buckets of the
+// rate-limited candidates and returns each one's tokens refilled up to now.
+func takeBuckets(ctx context.Context, tx pgx.Tx, cands []candidate, now time.Time) (map[string]float64, error) {
+	var keys []string
+	for _, c := range cands {
+		if c.rate > 0 {
+			keys = append(keys, rateKey(c.id))
+		}
+	}
+	buckets := map[string]float64{}
+	if len(keys) == 0 {
+		return buckets, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT key, tokens, updated_at FROM rate_limits WHERE key = ANY($1::text[])`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read rate limit buckets: %w", err)
+	}
+	type level struct {
+		tokens float64
+		at     time.Time
+	}
+	stored := map[string]level{}
+	for rows.Next() {
+		var key string
+		var l level
+		var updated int64
+		if err := rows.Scan(&key, &l.tokens, &updated); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read rate limit buckets: %w", err)
+		}
+		l.at = fromUS(updated)
+		stored[key] = l
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read rate limit buckets: %w", err)
+	}
+	for _, c := range cands {
+		if c.rate <= 0 {
+			continue
+		}
+		limit := hookd.RateLimit{PerSecond: c.rate, Burst: rateBurst(c.rate)}
+		l, ok := stored[rateKey(c.id)]
+		if !ok {
+			l = level{float64(limit.Burst), now} // a new bucket starts full
+		}
+		buckets[c.id] = hookd.Refill(l.tokens, l.at, limit, now)
+	}
+	return buckets, nil
 }
 
 // loadClaims reads leased deliveries with their events and endpoints. A row whose
@@ -485,6 +538,11 @@ func insertAttempt(ctx context.Context, tx pgx.Tx, a *hookd.Attempt) error {
 	return nil
 }
 
+// heldKey names an outcome: its delivery and the lease it was attempted under.
+type heldKey struct{ delivery, lease string }
+
+func heldOf(o *hookd.Outcome) heldKey { return heldKey{o.DeliveryID, o.Lease} }
+
 // completeBatch records outcomes in one transaction. The attempts and the
 // deliveries' new states are written by one statement each, whatever the number
 // of outcomes; only the rare outcomes that disable an endpoint or emit events take more.
@@ -513,7 +571,8 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 		aIDs[i], aURLs[i], aHeaders[i], aBodies[i] = o.Attempt.ID, o.Attempt.URL, h, o.Attempt.ResponseBody
 		aNumbers[i], aDurations[i] = int32(o.Attempt.Number), o.Attempt.Duration.Microseconds()
 	}
-	return db.tx(ctx, func(tx pgx.Tx) error {
+	var wake bool
+	err := db.tx(ctx, func(tx pgx.Tx) error {
 		// Every attempt is recorded, also one whose lease was lost; one whose
 		// delivery was deleted meanwhile (with its endpoint) has nowhere to go.
 		if _, err := tx.Exec(ctx, `INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
@@ -532,18 +591,21 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::bigint[])
 			     AS o(id, lease, status, next, code, err, created)
 			WHERE d.id = o.id AND d.lease = o.lease
-			RETURNING d.id, d.endpoint_id`, dIDs, leases, statuses, next, codes, errs, created)
+			RETURNING d.id, o.lease, d.endpoint_id`, dIDs, leases, statuses, next, codes, errs, created)
 		if err != nil {
 			return fmt.Errorf("update deliveries: %w", err)
 		}
-		held := map[string]string{} // delivery id → endpoint id, for outcomes whose lease held
+		// Outcomes whose lease held, by delivery and lease (a stale outcome of the
+		// same delivery may be in the batch) → endpoint id.
+		held := map[heldKey]string{}
 		for rows.Next() {
-			var id, ep string
-			if err := rows.Scan(&id, &ep); err != nil {
+			var k heldKey
+			var ep string
+			if err := rows.Scan(&k.delivery, &k.lease, &ep); err != nil {
 				rows.Close()
 				return fmt.Errorf("update deliveries: %w", err)
 			}
-			held[id] = ep
+			held[k] = ep
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -557,7 +619,7 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 		// which parks the endpoint's deliveries again.
 		finished := map[string]int64{} // endpoint id → when its last delivery finished
 		for i := range outcomes {
-			if ep, ok := held[outcomes[i].DeliveryID]; ok && outcomes[i].Status != hookd.DeliveryPending {
+			if ep, ok := held[heldOf(&outcomes[i])]; ok && outcomes[i].Status != hookd.DeliveryPending {
 				finished[ep] = max(finished[ep], created[i])
 			}
 		}
@@ -570,7 +632,7 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 		}
 		for i := range outcomes {
 			o := &outcomes[i]
-			if _, ok := held[o.DeliveryID]; !ok {
+			if _, ok := held[heldOf(o)]; !ok {
 				continue // lease lost: another claim owns the delivery now
 			}
 			if o.DisableEndpoint != "" {
@@ -584,19 +646,24 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 				}
 			}
 		}
-		return p.notify()
+		wake = p.due
+		return nil
 	})
+	if err == nil && wake {
+		db.wakeWorkers()
+	}
+	return err
 }
 
 // noteEndpointHealth ends the run of failures of every endpoint with a successful
 // attempt among outcomes (those whose lease held) and starts one, at its first
 // failed attempt, for every endpoint with only failed ones. Endpoints already in
 // that state are not written.
-func noteEndpointHealth(ctx context.Context, tx pgx.Tx, outcomes []hookd.Outcome, held map[string]string, at []int64) error {
+func noteEndpointHealth(ctx context.Context, tx pgx.Tx, outcomes []hookd.Outcome, held map[heldKey]string, at []int64) error {
 	ok := map[string]bool{}
 	failed := map[string]int64{}
 	for i := range outcomes {
-		ep, h := held[outcomes[i].DeliveryID]
+		ep, h := held[heldOf(&outcomes[i])]
 		switch {
 		case !h:
 		case outcomes[i].Attempt.Error == "":

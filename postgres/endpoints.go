@@ -78,7 +78,9 @@ func (db *DB) ListEndpoints(ctx context.Context, f hookd.EndpointFilter) ([]*hoo
 // change commits, so concurrent updates apply one after the other.
 func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hookd.Endpoint) error) (*hookd.Endpoint, error) {
 	var out *hookd.Endpoint
+	var wake bool
 	err := db.tx(ctx, func(tx pgx.Tx) error {
+		wake = false
 		a := args{id}
 		where := orgClause("e.org_id", orgID, &a)
 		e, _, err := sqlrow.ScanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints e WHERE e.id = $1`+where+
@@ -102,9 +104,7 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 			if err := unpark(ctx, tx, e.ID, e.Ordering == hookd.OrderingFIFO, us(e.UpdatedAt)); err != nil {
 				return err
 			}
-			if err := notifyDue(ctx, tx); err != nil {
-				return err
-			}
+			wake = true
 		}
 		vals, err := sqlrow.EndpointValues(e, db.cfg.Sealer)
 		if err != nil {
@@ -121,6 +121,9 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 	if err != nil {
 		return nil, fmt.Errorf("update endpoint: %w", err)
 	}
+	if wake {
+		db.wakeWorkers()
+	}
 	return out, nil
 }
 
@@ -128,11 +131,18 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 func (db *DB) DeleteEndpoint(ctx context.Context, orgID, id string) error {
 	a := args{id}
 	where := orgClause("org_id", orgID, &a)
-	var org string
-	err := db.pool.QueryRow(ctx, `DELETE FROM endpoints WHERE id = $1`+where+` RETURNING org_id`, a...).Scan(&org)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = hookd.NotFound("endpoint", id)
-	}
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		var org string
+		err := tx.QueryRow(ctx, `DELETE FROM endpoints WHERE id = $1`+where+` RETURNING org_id`, a...).Scan(&org)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return hookd.NotFound("endpoint", id)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM rate_limits WHERE key = $1`, rateKey(id))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete endpoint: %w", err)
 	}

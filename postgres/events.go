@@ -176,18 +176,10 @@ func (p *publisher) fifoBacklog(endpoints []string) (map[string]bool, error) {
 	return out, nil
 }
 
-// notify wakes every listening worker when the transaction commits, if it made
-// deliveries due.
-func (p *publisher) notify() error {
-	if !p.due {
-		return nil
-	}
-	return notifyDue(p.ctx, p.tx)
-}
-
 // Publish implements hookd.Store.
 func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	var results []hookd.PublishResult
+	var wake bool
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		p := newPublisher(ctx, tx)
 		results = make([]hookd.PublishResult, len(events))
@@ -204,10 +196,14 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 		if err := p.settleUsage(); err != nil {
 			return err
 		}
-		return p.notify()
+		wake = p.due
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if wake {
+		db.wakeWorkers()
 	}
 	return results, nil
 }

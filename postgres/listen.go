@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -13,17 +15,47 @@ import (
 // delivery promoted) wakes every listening worker when it commits. Channels are
 // database-wide, so the name includes the schema: deployments in other schemas of
 // the same database do not wake each other.
+// A hash of the schema keeps the name within PostgreSQL's 63 bytes.
 func dueChannel(schema string) string {
-	return "hookd_due:" + schema
+	sum := md5.Sum([]byte(schema))
+	return "hookd_due_" + hex.EncodeToString(sum[:8])
 }
 
-// notifyDue queues a wake-up for when tx commits. PostgreSQL folds identical
-// notifications of one transaction into one.
-func notifyDue(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('hookd_due:' || current_schema(), '')`); err != nil {
-		return fmt.Errorf("notify workers: %w", err)
+// notifyGap is the least time between two wake-ups one instance sends: writes
+// that make deliveries due within it share one notification.
+const notifyGap = 10 * time.Millisecond
+
+// wakeWorkers asks the notifier to wake every listening worker (soon, and once
+// for all the calls that arrive meanwhile). It never blocks. The notification
+// goes out after the write committed and outside its transaction: a transaction
+// that sends NOTIFY takes a database-wide lock at commit, which would make
+// every such commit wait for the others.
+func (db *DB) wakeWorkers() {
+	select {
+	case db.kick <- struct{}{}:
+	default:
 	}
-	return nil
+}
+
+// notify sends the wake-ups wakeWorkers asks for until stop is closed. A lost
+// wake-up only delays delivery until the workers' next poll.
+func (db *DB) notify(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-db.kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := db.pool.Exec(ctx, `SELECT pg_notify('hookd_due_' || left(md5(current_schema()), 16), '')`)
+		cancel()
+		_ = err // best effort: the workers poll
+		select {
+		case <-stop:
+			return
+		case <-time.After(notifyGap):
+		}
+	}
 }
 
 // Listen calls wake whenever an instance sharing the database commits

@@ -110,6 +110,7 @@ func (db *DB) DeletePartner(ctx context.Context, orgID, id string) error {
 // AcceptInbound implements hookd.Store.
 func (db *DB) AcceptInbound(ctx context.Context, ev *hookd.Event, accepted, duplicate *hookd.AuditRecord) (*hookd.PublishResult, error) {
 	var res hookd.PublishResult
+	var wake bool
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		p := newPublisher(ctx, tx)
 		r, err := p.publish(ev)
@@ -122,10 +123,7 @@ func (db *DB) AcceptInbound(ctx context.Context, ev *hookd.Event, accepted, dupl
 				return err
 			}
 		}
-		if err := p.notify(); err != nil {
-			return err
-		}
-		res = r
+		wake, res = p.due, r
 		if r.Duplicate {
 			return appendAudit(ctx, tx, duplicate)
 		}
@@ -133,6 +131,9 @@ func (db *DB) AcceptInbound(ctx context.Context, ev *hookd.Event, accepted, dupl
 	})
 	if err != nil {
 		return nil, fmt.Errorf("accept inbound event: %w", err)
+	}
+	if wake {
+		db.wakeWorkers()
 	}
 	return &res, nil
 }
@@ -149,13 +150,14 @@ func (db *DB) RetryEvent(ctx context.Context, orgID, id string, now time.Time) (
 		}
 		tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = `+dueOrParked+`,
 			cycle_attempts = 0, updated_at = $1 WHERE event_seq = $2 AND status = 'failed'`, us(now), seq)
-		if n = tag.RowsAffected(); err != nil || n == 0 {
-			return err
-		}
-		return notifyDue(ctx, tx)
+		n = tag.RowsAffected()
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("retry event: %w", err)
+	}
+	if n > 0 {
+		db.wakeWorkers()
 	}
 	return int(n), nil
 }

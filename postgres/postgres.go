@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -55,6 +56,11 @@ type DB struct {
 	cfg  Config
 	pool *pgxpool.Pool
 	comp completer
+	kick chan struct{} // wake-ups for the notifier (see wakeWorkers)
+	stop chan struct{} // closed by Close
+	done sync.WaitGroup
+	// closeOnce makes Close safe to call more than once.
+	closeOnce sync.Once
 }
 
 // Open connects to cfg.URL, applies every pending migration and checks that
@@ -77,6 +83,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.startCompleter()
+	db.kick, db.stop = make(chan struct{}, 1), make(chan struct{})
+	db.done.Go(func() { db.notify(db.stop) })
 	return db, nil
 }
 
@@ -100,8 +108,21 @@ func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	// hookd's queries are short and many; JIT compiling them (which PostgreSQL
 	// does when it overestimates a queue query's cost) takes longer than running them.
-	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
-		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	// These are startup parameters: behind PgBouncer, list them in
+	// ignore_startup_parameters (and use session pooling, which LISTEN needs).
+	for k, v := range map[string]string{
+		"jit": "off",
+		// A connection that stalls inside a transaction (a frozen instance) must not
+		// hold its locks for long: PostgreSQL ends it after a minute, and notices a
+		// vanished client within about a minute too.
+		"idle_in_transaction_session_timeout": "60000",
+		"tcp_keepalives_idle":                 "30",
+		"tcp_keepalives_interval":             "10",
+		"tcp_keepalives_count":                "3",
+	} {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	// pgxpool's default (4, or one per CPU) would queue the API's concurrent
 	// requests behind each other's commits; PostgreSQL commits concurrent
@@ -187,6 +208,8 @@ func (db *DB) Ping(ctx context.Context) error {
 // for connections in use to be returned). It is safe to call more than once.
 func (db *DB) Close() error {
 	db.stopCompleter()
+	db.closeOnce.Do(func() { close(db.stop) })
+	db.done.Wait()
 	db.pool.Close()
 	return nil
 }
@@ -209,7 +232,9 @@ func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 func retryable(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+	// 23503: a foreign key violated by a concurrent delete (an endpoint deleted
+	// while a publish fanned out to it); run again, the transaction sees it gone.
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "23503")
 }
 
 func isUnique(err error) bool {

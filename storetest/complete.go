@@ -444,3 +444,34 @@ var pingTests = []test{
 		}
 	}},
 }
+
+// staleTests: an outcome whose lease was lost changes nothing but its own
+// attempt record, even in the same call as the current outcome of its delivery.
+var staleTests = []test{
+	{"StaleOutcomeBesideCurrentOne", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		e := mustEndpoint(t, s, o.ID, nil)
+		mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		old := mustClaim(t, s, base)[0]
+		// The first lease expires; the delivery is claimed again.
+		cur := mustClaim(t, s, base.Add(2*lease))[0]
+		if cur.Delivery.ID != old.Delivery.ID {
+			t.Fatalf("re-claimed %s, want %s", cur.Delivery.ID, old.Delivery.ID)
+		}
+		stale := outcome(old, hookd.DeliveryFailed, base.Add(2*lease))
+		stale.Attempt.StatusCode = 410
+		stale.DisableEndpoint = "the endpoint answered 410 Gone"
+		mustComplete(t, s, stale, outcome(cur, hookd.DeliverySucceeded, base.Add(2*lease)))
+		got, err := s.Endpoint(t.Context(), "", e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Enabled {
+			t.Errorf("the stale outcome disabled the endpoint (%s)", got.DisabledReason)
+		}
+		d, as := mustDelivery(t, s, cur.Delivery.ID)
+		if d.Status != hookd.DeliverySucceeded || len(as) != 2 {
+			t.Errorf("delivery %s with %d attempts, want succeeded with both attempts recorded", d.Status, len(as))
+		}
+	}},
+}

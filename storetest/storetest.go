@@ -41,6 +41,7 @@ func groups() []group {
 		{"Delivery", deliveryTests},
 		{"Claim", claimTests},
 		{"Complete", completeTests},
+		{"StaleOutcome", staleTests},
 		{"Release", releaseTests},
 		{"Retry", retryTests},
 		{"ClaimCap", capTests},
