@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,5 +205,44 @@ func TestLongSchemaName(t *testing.T) {
 	case <-woke:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no wake-up after a publish in a schema with a long name")
+	}
+}
+
+// TestUsageAcrossInstances: publishers on three instances racing across an
+// organization's quota: exactly the quota is accepted, and each threshold is
+// announced once.
+func TestUsageAcrossInstances(t *testing.T) {
+	t.Parallel()
+	dbs := multiStores(t, 3)
+	org := multiOrg(t, dbs[0])
+	if _, err := dbs[0].UpdateOrganization(t.Context(), org, func(o *hookd.Organization) error {
+		o.MonthlyQuota, o.AllowOverage = 30, false
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	multiEndpoint(t, dbs[0], org, nil)
+	var accepted, refused atomic.Int64
+	concurrently(dbs, 15, func(db *postgres.DB) {
+		_, err := db.Publish(context.Background(), oneEvent(org, "a.b", multiBase))
+		switch {
+		case err == nil:
+			accepted.Add(1)
+		case hookd.ErrorCode(err) == hookd.EQUOTA:
+			refused.Add(1)
+		default:
+			t.Errorf("Publish: %v", err)
+		}
+	})
+	u, err := dbs[1].Usage(t.Context(), org, hookd.UsagePeriod(multiBase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accepted.Load() != 30 || refused.Load() != 15 || u.Events != 30 {
+		t.Errorf("accepted %d, refused %d, usage %d; want 30, 15, 30", accepted.Load(), refused.Load(), u.Events)
+	}
+	evs, _, err := dbs[2].ListEvents(t.Context(), hookd.EventFilter{OrgID: org, Type: hookd.EventUsageThreshold})
+	if err != nil || len(evs) != 2 {
+		t.Errorf("usage_threshold events: %d, %v; want 2 (90 %% and 100 %%, once each)", len(evs), err)
 	}
 }
