@@ -30,8 +30,8 @@ type publisher struct {
 	ctx   context.Context
 	tx    pgx.Tx
 	subs  map[string][]subscriber
-	due   bool                     // a delivery became due: notify the workers on commit
-	usage map[usageKey]*usageCount // new events to count (see settleUsage)
+	due   bool         // a delivery became due: notify the workers on commit
+	usage sqlrow.Tally // new events to count (see settleUsage)
 }
 
 func newPublisher(ctx context.Context, tx pgx.Tx) *publisher {

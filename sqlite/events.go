@@ -25,7 +25,7 @@ type subscriber struct {
 type publisher struct {
 	tx    wtx
 	subs  map[string][]subscriber
-	usage map[usageKey]*usageCount // new events to count (see settleUsage)
+	usage sqlrow.Tally // new events to count (see settleUsage)
 }
 
 func newPublisher(tx wtx) *publisher {

@@ -8,7 +8,6 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/hookd/hookd"
-	"github.com/hookd/hookd/internal/cursor"
 	"github.com/hookd/hookd/internal/sqlrow"
 )
 
@@ -42,25 +41,9 @@ var (
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
-// collectPage reads one page of a list from rows, which must hold up to limit+1
-// rows ordered by their sequence key: it returns at most limit items, scanned by
-// scan (which also returns the row's key), and the cursor of the next page, "" at
-// the end. full, if not nil, ends the page early once it reports true.
+// collectPage reads one page of a list from rows and closes them; see
+// sqlrow.CollectPage.
 func collectPage[T any](rows *sql.Rows, limit int, scan func(*sql.Rows) (T, int64, error), full func(T) bool) ([]T, string, error) {
 	defer rows.Close()
-	var out []T
-	var last int64
-	stop := false
-	for rows.Next() {
-		if len(out) == limit || stop {
-			return out, cursor.Encode(last), nil
-		}
-		item, key, err := scan(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out, last = append(out, item), key
-		stop = full != nil && full(item)
-	}
-	return out, "", rows.Err()
+	return sqlrow.CollectPage(rows, limit, func() (T, int64, error) { return scan(rows) }, full)
 }

@@ -8,14 +8,17 @@
 package sqlrow
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/internal/cursor"
 )
 
 // Parked is the next_attempt_at of a pending delivery that waits outside the due
@@ -350,4 +353,72 @@ func ScanAudit(s Scanner) (*hookd.AuditRecord, int64, error) {
 	}
 	r.Time = FromUS(t)
 	return &r, seq, nil
+}
+
+// Rows is a result set of either store's driver (*sql.Rows, pgx.Rows).
+type Rows interface {
+	Next() bool
+	Err() error
+}
+
+// CollectPage reads one page of a list from rows, which must hold up to limit+1
+// rows ordered by their sequence key: it returns at most limit items, read by
+// scan (which also returns the row's key), and the cursor of the next page, ""
+// at the end. full, if not nil, ends the page early once it reports true. The
+// caller closes rows.
+func CollectPage[T any](rows Rows, limit int, scan func() (T, int64, error), full func(T) bool) ([]T, string, error) {
+	var out []T
+	var last int64
+	stop := false
+	for rows.Next() {
+		if len(out) == limit || stop {
+			return out, cursor.Encode(last), nil
+		}
+		item, key, err := scan()
+		if err != nil {
+			return nil, "", err
+		}
+		out, last = append(out, item), key
+		stop = full != nil && full(item)
+	}
+	return out, "", rows.Err()
+}
+
+// Tally counts new events per organization and month, for the usage they add.
+type Tally map[UsageKey]*UsageCount
+
+// UsageKey is one organization's month.
+type UsageKey struct{ Org, Period string }
+
+// UsageCount is the new events of one organization's month.
+type UsageCount struct {
+	Events int64
+	Last   time.Time // the latest CreatedAt among them
+}
+
+// Add counts ev in the usage of its organization and month.
+func (t Tally) Add(ev *hookd.Event) {
+	k := UsageKey{ev.OrgID, hookd.UsagePeriod(ev.CreatedAt)}
+	c := t[k]
+	if c == nil {
+		c = &UsageCount{}
+		t[k] = c
+	}
+	c.Events++
+	if ev.CreatedAt.After(c.Last) {
+		c.Last = ev.CreatedAt
+	}
+}
+
+// Keys returns the counted months in a fixed order, so that concurrent
+// transactions lock usage rows in the same order.
+func (t Tally) Keys() []UsageKey {
+	keys := make([]UsageKey, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b UsageKey) int {
+		return cmp.Or(cmp.Compare(a.Org, b.Org), cmp.Compare(a.Period, b.Period))
+	})
+	return keys
 }
