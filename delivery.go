@@ -75,6 +75,11 @@ type Outcome struct {
 	NextAttemptAt time.Time
 	// DisableEndpoint disables the delivery's endpoint (410 Gone) with this reason.
 	DisableEndpoint string
+	// FailingFor, if set, makes DisableEndpoint conditional: the endpoint is
+	// disabled only if its stored run of failures (FailingSince) began at least
+	// this long before the attempt, so that an attempt that started before the
+	// endpoint recovered cannot disable it.
+	FailingFor time.Duration
 	// Emit are operational events published in the same transaction.
 	Emit []*Event
 }

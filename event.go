@@ -140,6 +140,13 @@ func Reserved(t string) bool {
 	return Operational(t)
 }
 
+// NoFollowUp reports whether a failure delivering an event of type t must emit no
+// delivery.failed: hookd's operational events and usage_threshold (which
+// hookd emits too), so that operational events never beget more about themselves.
+func NoFollowUp(t string) bool {
+	return Operational(t) || t == EventUsageThreshold
+}
+
 // Operational reports whether t is an operational event type that hookd emits about
 // deliveries; failures delivering those emit no further operational events.
 func Operational(t string) bool {

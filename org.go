@@ -14,6 +14,9 @@ type Organization struct {
 	CreatedAt    time.Time `json:"created_at"`
 }
 
+// MaxMonthlyQuota bounds a quota, so that its thresholds are computed exactly.
+const MaxMonthlyQuota = 1 << 53
+
 // UsagePeriod returns the calendar month (UTC) that t counts in, as "2006-01".
 func UsagePeriod(t time.Time) string { return t.UTC().Format("2006-01") }
 
@@ -72,8 +75,8 @@ func (o *Organization) Validate() error {
 	if o.Name == "" || len(o.Name) > 200 {
 		return FieldError("name", "must be 1–200 characters")
 	}
-	if o.MonthlyQuota < 0 {
-		return FieldError("monthly_quota", "must not be negative")
+	if o.MonthlyQuota < 0 || o.MonthlyQuota > MaxMonthlyQuota {
+		return FieldError("monthly_quota", "must be 0 (unlimited) to 2^53")
 	}
 	return nil
 }

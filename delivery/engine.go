@@ -441,7 +441,7 @@ func (e *Engine) decide(c *hookd.Claim, r result) hookd.Outcome {
 		out.DisableEndpoint = "the endpoint answered 410 Gone"
 	case failed >= policy.MaxAttempts:
 		out.Status = hookd.DeliveryFailed
-		if !hookd.Operational(c.Event.Type) {
+		if !hookd.NoFollowUp(c.Event.Type) {
 			d := c.Delivery
 			out.Emit = append(out.Emit, hookd.NewDeliveryFailedEvent(ids.NewAt("evt", now), &d, d.Attempts+1, r.attempt.Error, now))
 		}
@@ -457,6 +457,7 @@ func (e *Engine) decide(c *hookd.Claim, r result) hookd.Outcome {
 		!since.IsZero() && now.Sub(since) >= e.cfg.DisableAfter {
 		out.DisableEndpoint = fmt.Sprintf("every attempt failed since %s (%s); disabled after %s of failures",
 			since.UTC().Format(time.RFC3339), r.attempt.Error, e.cfg.DisableAfter)
+		out.FailingFor = e.cfg.DisableAfter // the store checks the run it has, which a success may have ended
 	}
 	return out
 }

@@ -64,6 +64,7 @@ func TestDecide(t *testing.T) {
 		{"second failure backs off 6x", claim(1, "a.b"), res(500, "boom", 0), hookd.DeliveryPending, 48 * time.Second, time.Minute, false, ""},
 		{"exhausted emits delivery.failed", claim(2, "a.b"), res(500, "boom", 0), hookd.DeliveryFailed, 0, 0, false, hookd.EventDeliveryFailed},
 		{"exhausted operational event emits nothing", claim(2, hookd.EventDeliveryFailed), res(500, "boom", 0), hookd.DeliveryFailed, 0, 0, false, ""},
+		{"exhausted usage_threshold emits nothing", claim(2, hookd.EventUsageThreshold), res(500, "boom", 0), hookd.DeliveryFailed, 0, 0, false, ""},
 		{"410 disables", claim(0, "a.b"), res(410, "gone", 0), hookd.DeliveryFailed, 0, 0, true, ""},
 		{"retry-after honoured", claim(0, "a.b"), res(429, "slow down", 30*time.Second), hookd.DeliveryPending, 30 * time.Second, 30 * time.Second, false, ""},
 		{"retry-after capped", claim(0, "a.b"), res(503, "busy", time.Hour), hookd.DeliveryPending, time.Minute, time.Minute, false, ""},
@@ -130,5 +131,41 @@ func TestBody(t *testing.T) {
 	want := `{"id":"e1","type":"a.b","timestamp":"2026-01-02T03:04:05Z","organization":"acme","data":{"x":1,"y":[1,2]}}`
 	if string(env) != want {
 		t.Errorf("Body(envelope) = %s, want %s", env, want)
+	}
+}
+
+// TestDecideFailureWindow: a failed attempt disables its endpoint once the run of
+// failures it belongs to has lasted DisableAfter, conditionally on the store's run.
+func TestDecideFailureWindow(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name         string
+		disableAfter time.Duration
+		since        time.Time // the claim's FailingSince
+		errText      string
+		disable      bool
+	}{
+		{"run longer than the window", 0, start.Add(-6 * 24 * time.Hour), "boom", true},
+		{"run exactly the window", 0, start.Add(-DefaultDisableAfter), "boom", true},
+		{"run shorter than the window", 0, start.Add(-24 * time.Hour), "boom", false},
+		{"no run yet", 0, time.Time{}, "boom", false},
+		{"success ends it", 0, start.Add(-6 * 24 * time.Hour), "", false},
+		{"shorter window", time.Hour, start.Add(-2 * time.Hour), "boom", true},
+		{"never", -1, start.Add(-60 * 24 * time.Hour), "boom", false},
+	} {
+		e, err := New(Config{Store: nopStore{}, DisableAfter: tt.disableAfter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &hookd.Claim{Delivery: hookd.Delivery{ID: "dlv_1"}, Event: hookd.Event{Type: "a.b"}, Lease: "L",
+			Endpoint: hookd.Endpoint{ID: "ep_1", FailingSince: tt.since}}
+		out := e.decide(c, result{attempt: hookd.Attempt{StatusCode: 500, Error: tt.errText, CreatedAt: start}})
+		if (out.DisableEndpoint != "") != tt.disable {
+			t.Errorf("%s: DisableEndpoint = %q, want set=%v", tt.name, out.DisableEndpoint, tt.disable)
+		}
+		if tt.disable && out.FailingFor != e.cfg.DisableAfter {
+			t.Errorf("%s: FailingFor = %v, want %v (the store re-checks the run)", tt.name, out.FailingFor, e.cfg.DisableAfter)
+		}
 	}
 }

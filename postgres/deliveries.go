@@ -655,41 +655,67 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 	return err
 }
 
-// noteEndpointHealth ends the run of failures of every endpoint with a successful
-// attempt among outcomes (those whose lease held) and starts one, at its first
-// failed attempt, for every endpoint with only failed ones. Endpoints already in
-// that state are not written.
+// noteEndpointHealth updates the run of failures of the outcomes' endpoints (of
+// the outcomes whose lease held), as if they were recorded one by one in the
+// order of their attempts: an endpoint with a success ends its run, or starts a
+// new one at its first failure after its last success; an endpoint with only
+// failures starts a run at the first of them unless it has one. Endpoints are
+// written in id order (concurrent batches lock them in the same order), and only
+// when their state changes.
 func noteEndpointHealth(ctx context.Context, tx pgx.Tx, outcomes []hookd.Outcome, held map[heldKey]string, at []int64) error {
-	ok := map[string]bool{}
-	failed := map[string]int64{}
+	type health struct {
+		lastOK    int64 // latest success, 0 if none
+		firstFail int64 // earliest failure after lastOK, 0 if none
+	}
+	eps := map[string]*health{}
 	for i := range outcomes {
-		ep, h := held[heldOf(&outcomes[i])]
+		ep, ok := held[heldOf(&outcomes[i])]
+		if !ok {
+			continue
+		}
+		h := eps[ep]
+		if h == nil {
+			h = &health{}
+			eps[ep] = h
+		}
+		if outcomes[i].Attempt.Error == "" {
+			h.lastOK = max(h.lastOK, at[i])
+		}
+	}
+	for i := range outcomes {
+		ep, ok := held[heldOf(&outcomes[i])]
+		if !ok || outcomes[i].Attempt.Error == "" {
+			continue
+		}
+		if h := eps[ep]; at[i] > h.lastOK && (h.firstFail == 0 || at[i] < h.firstFail) {
+			h.firstFail = at[i]
+		}
+	}
+	ids := make([]string, 0, len(eps))
+	for ep := range eps {
+		ids = append(ids, ep)
+	}
+	slices.Sort(ids)
+	var setIDs, startIDs []string
+	var setAt, startAt []int64
+	for _, ep := range ids {
+		h := eps[ep]
 		switch {
-		case !h:
-		case outcomes[i].Attempt.Error == "":
-			ok[ep] = true
-		case failed[ep] == 0 || at[i] < failed[ep]:
-			failed[ep] = at[i]
+		case h.lastOK != 0: // the run ends; perhaps a new one begins
+			setIDs, setAt = append(setIDs, ep), append(setAt, h.firstFail)
+		case h.firstFail != 0:
+			startIDs, startAt = append(startIDs, ep), append(startAt, h.firstFail)
 		}
 	}
-	var okIDs, failIDs []string
-	var failAt []int64
-	for ep := range ok {
-		okIDs = append(okIDs, ep)
-	}
-	for ep, t := range failed {
-		if !ok[ep] {
-			failIDs, failAt = append(failIDs, ep), append(failAt, t)
-		}
-	}
-	if len(okIDs) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE endpoints SET failing_since = 0 WHERE id = ANY($1::text[]) AND failing_since <> 0`, okIDs); err != nil {
+	if len(setIDs) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE endpoints e SET failing_since = f.at FROM unnest($1::text[], $2::bigint[]) AS f(id, at)
+			WHERE e.id = f.id AND e.failing_since <> f.at`, setIDs, setAt); err != nil {
 			return fmt.Errorf("note endpoint health: %w", err)
 		}
 	}
-	if len(failIDs) > 0 {
+	if len(startIDs) > 0 {
 		if _, err := tx.Exec(ctx, `UPDATE endpoints e SET failing_since = f.at FROM unnest($1::text[], $2::bigint[]) AS f(id, at)
-			WHERE e.id = f.id AND e.failing_since = 0`, failIDs, failAt); err != nil {
+			WHERE e.id = f.id AND e.failing_since = 0`, startIDs, startAt); err != nil {
 			return fmt.Errorf("note endpoint health: %w", err)
 		}
 	}
@@ -721,7 +747,9 @@ func disableEndpoint(ctx context.Context, tx pgx.Tx, p *publisher, o *hookd.Outc
 	var endpointID, orgID, url string
 	err := tx.QueryRow(ctx, `UPDATE endpoints SET enabled = false, disabled_reason = $1, updated_at = $2
 		WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = $3) AND enabled
-		RETURNING id, org_id, url`, o.DisableEndpoint, now, o.DeliveryID).Scan(&endpointID, &orgID, &url)
+		  AND ($4::bigint = 0 OR (failing_since <> 0 AND failing_since <= $5::bigint))
+		RETURNING id, org_id, url`, o.DisableEndpoint, now, o.DeliveryID,
+		o.FailingFor.Microseconds(), now-o.FailingFor.Microseconds()).Scan(&endpointID, &orgID, &url)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}

@@ -441,7 +441,9 @@ func disableEndpoint(tx wtx, p *publisher, o *hookd.Outcome, now int64) error {
 	var endpointID, orgID, url string
 	err := tx.QueryRow(`UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ?
 		WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = ?) AND enabled = 1
-		RETURNING id, org_id, url`, o.DisableEndpoint, now, o.DeliveryID).Scan(&endpointID, &orgID, &url)
+		  AND (? = 0 OR (failing_since <> 0 AND failing_since <= ?))
+		RETURNING id, org_id, url`, o.DisableEndpoint, now, o.DeliveryID,
+		o.FailingFor.Microseconds(), now-o.FailingFor.Microseconds()).Scan(&endpointID, &orgID, &url)
 	if err == sql.ErrNoRows {
 		return nil
 	}

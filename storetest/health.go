@@ -75,4 +75,33 @@ var healthTests = []test{
 			t.Errorf("an outcome whose lease was lost set FailingSince = %v", got)
 		}
 	}},
+	{"WindowDisableIsConditional", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		e := mustEndpoint(t, s, o.ID, nil)
+		mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		mustComplete(t, s, failedOutcome(mustClaim(t, s, base)[0], base)) // the run begins at base
+		mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		later := base.Add(2 * time.Hour)
+		cs := mustClaim(t, s, later)
+		if len(cs) != 2 {
+			t.Fatalf("claimed %d, want 2", len(cs))
+		}
+		// One attempt succeeds (the endpoint recovered); the other, begun before,
+		// fails and asks to disable on the run that began at base.
+		mustComplete(t, s, outcome(cs[0], hookd.DeliverySucceeded, later))
+		late := failedOutcome(cs[1], later.Add(time.Second))
+		late.DisableEndpoint, late.FailingFor = "failing for an hour", time.Hour
+		mustComplete(t, s, late)
+		if got, err := s.Endpoint(t.Context(), "", e.ID); err != nil || !got.Enabled {
+			t.Fatalf("a failure begun before the recovery disabled the endpoint: %+v, %v", got, err)
+		}
+		// A run that has lasted the window does disable.
+		c := mustClaim(t, s, later.Add(2*time.Hour))[0]
+		out := failedOutcome(c, later.Add(2*time.Hour))
+		out.DisableEndpoint, out.FailingFor = "failing for an hour", time.Hour
+		mustComplete(t, s, out)
+		if got, err := s.Endpoint(t.Context(), "", e.ID); err != nil || got.Enabled || got.DisabledReason != "failing for an hour" {
+			t.Errorf("after a run of two hours: %+v, %v; want disabled", got, err)
+		}
+	}},
 }
