@@ -30,8 +30,9 @@ type publisher struct {
 	ctx   context.Context
 	tx    pgx.Tx
 	subs  map[string][]subscriber
-	due   bool         // a delivery became due: notify the workers on commit
-	usage sqlrow.Tally // new events to count (see settleUsage)
+	due   bool // a delivery became due: notify the workers on commit
+	usage sqlrow.Tally
+	orgs  map[string]hookd.Organization // quota settings read with the subscribers // new events to count (see settleUsage)
 }
 
 func newPublisher(ctx context.Context, tx pgx.Tx) *publisher {
@@ -42,9 +43,16 @@ func (p *publisher) subscribers(orgID string) ([]subscriber, error) {
 	if s, ok := p.subs[orgID]; ok {
 		return s, nil
 	}
-	if err := orgExists(p.ctx, p.tx, orgID); err != nil {
-		return nil, err
+	o := hookd.Organization{ID: orgID}
+	err := p.tx.QueryRow(p.ctx, `SELECT monthly_quota, allow_overage FROM organizations WHERE id = $1 FOR KEY SHARE`, orgID).
+		Scan(&o.MonthlyQuota, &o.AllowOverage)
+	if err != nil {
+		return nil, notFoundIf(err, "organization", orgID)
 	}
+	if p.orgs == nil {
+		p.orgs = map[string]hookd.Organization{}
+	}
+	p.orgs[orgID] = o
 	rows, err := p.tx.Query(p.ctx, `SELECT id, events, enabled, ordering = 'fifo' FROM endpoints WHERE org_id = $1 ORDER BY seq`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("read subscribers: %w", err)

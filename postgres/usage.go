@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,6 +12,10 @@ import (
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/internal/sqlrow"
 )
+
+// usageShards is how many rows an organization without a quota spreads its
+// usage over (shards 1…usageShards; shard 0 is for organizations with a quota).
+const usageShards = 16
 
 // count notes a new event for the usage of its organization and month.
 func (p *publisher) count(ev *hookd.Event) {
@@ -28,23 +33,41 @@ func (p *publisher) count(ev *hookd.Event) {
 func (p *publisher) settleUsage() error {
 	for _, k := range p.usage.Keys() {
 		c := p.usage[k]
-		o := hookd.Organization{ID: k.Org}
-		if err := p.tx.QueryRow(p.ctx, `SELECT monthly_quota, allow_overage FROM organizations WHERE id = $1`, k.Org).
-			Scan(&o.MonthlyQuota, &o.AllowOverage); err != nil {
-			return notFoundIf(err, "organization", k.Org)
+		o, ok := p.orgs[k.Org]
+		if !ok {
+			o = hookd.Organization{ID: k.Org}
+			if err := p.tx.QueryRow(p.ctx, `SELECT monthly_quota, allow_overage FROM organizations WHERE id = $1`, k.Org).
+				Scan(&o.MonthlyQuota, &o.AllowOverage); err != nil {
+				return notFoundIf(err, "organization", k.Org)
+			}
 		}
-		var events int64
+		if o.MonthlyQuota == 0 {
+			// Unlimited: nothing to check, so no need to wait for other publishers.
+			if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`,
+				k.Org, k.Period, 1+rand.IntN(usageShards), c.Events); err != nil {
+				return fmt.Errorf("count usage: %w", err)
+			}
+			continue
+		}
+		var events, others int64
 		notified := make([]bool, 2)
-		if err := p.tx.QueryRow(p.ctx, `INSERT INTO usage (org_id, period, events) VALUES ($1, $2, $3)
-			ON CONFLICT (org_id, period) DO UPDATE SET events = usage.events + excluded.events
+		if err := p.tx.QueryRow(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, 0, $3)
+			ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events
 			RETURNING events, notified_90, notified_100`, k.Org, k.Period, c.Events).Scan(&events, &notified[0], &notified[1]); err != nil {
 			return fmt.Errorf("count usage: %w", err)
 		}
+		// Events counted while the organization had no quota.
+		if err := p.tx.QueryRow(p.ctx, `SELECT COALESCE(SUM(events), 0) FROM usage WHERE org_id = $1 AND period = $2 AND shard <> 0`,
+			k.Org, k.Period).Scan(&others); err != nil {
+			return fmt.Errorf("count usage: %w", err)
+		}
+		events += others
 		if o.QuotaExceeded(events) {
 			return hookd.QuotaError(&o, k.Period)
 		}
 		for _, pct := range o.ThresholdsReached(events, notified) {
-			if _, err := p.tx.Exec(p.ctx, fmt.Sprintf(`UPDATE usage SET notified_%d = true WHERE org_id = $1 AND period = $2`, pct),
+			if _, err := p.tx.Exec(p.ctx, fmt.Sprintf(`UPDATE usage SET notified_%d = true WHERE org_id = $1 AND period = $2 AND shard = 0`, pct),
 				k.Org, k.Period); err != nil {
 				return fmt.Errorf("note usage threshold: %w", err)
 			}
@@ -61,8 +84,8 @@ func (p *publisher) settleUsage() error {
 // Usage implements hookd.Store.
 func (db *DB) Usage(ctx context.Context, orgID, period string) (*hookd.Usage, error) {
 	u := hookd.Usage{OrgID: orgID, Period: period}
-	err := db.pool.QueryRow(ctx, `SELECT o.monthly_quota, COALESCE(u.events, 0) FROM organizations o
-		LEFT JOIN usage u ON u.org_id = o.id AND u.period = $1 WHERE o.id = $2`, period, orgID).Scan(&u.Quota, &u.Events)
+	err := db.pool.QueryRow(ctx, `SELECT o.monthly_quota, (SELECT COALESCE(SUM(events), 0) FROM usage
+		WHERE org_id = o.id AND period = $1) FROM organizations o WHERE o.id = $2`, period, orgID).Scan(&u.Quota, &u.Events)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = hookd.NotFound("organization", orgID)
 	}

@@ -52,6 +52,7 @@ func (db *DB) UpdateOrganization(ctx context.Context, id string, fn func(*hookd.
 			return err
 		}
 		o.ID = id
+		delete(tx.db.quotas, id)
 		if _, err := tx.Exec(`UPDATE organizations SET name = ?, monthly_quota = ?, allow_overage = ? WHERE id = ?`,
 			o.Name, o.MonthlyQuota, o.AllowOverage, id); err != nil {
 			return err

@@ -57,6 +57,10 @@ type DB struct {
 	// writer goroutine, dropped for an organization whenever one of its endpoints
 	// is written, and dropped whole whenever a write fails.
 	subs map[string][]subscriber
+	// quotas caches each organization's quota settings for usage counting; used
+	// only by the writer goroutine, dropped for an organization when it is
+	// updated, and whole whenever a write fails.
+	quotas map[string]hookd.Organization
 
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -170,7 +174,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
-	db := &DB{cfg: cfg, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, subs: map[string][]subscriber{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	db := &DB{cfg: cfg, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, subs: map[string][]subscriber{}, quotas: map[string]hookd.Organization{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
 	if _, err := wc.ExecContext(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL
 		WHERE status = 'pending' AND lease IS NOT NULL`); err != nil {
 		w.Close()
@@ -329,6 +333,7 @@ func (db *DB) runBatch(batch []writeOp) {
 	tx := wtx{db: db}
 	abort := func(what string, err error) {
 		clear(db.subs)
+		clear(db.quotas)
 		if _, rbErr := tx.Exec("ROLLBACK"); rbErr != nil {
 			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
 		}
@@ -346,6 +351,7 @@ func (db *DB) runBatch(batch []writeOp) {
 		errs[i] = op.fn(tx)
 		if errs[i] != nil {
 			clear(db.subs) // it may hold what the rollback undoes
+			clear(db.quotas)
 			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
 				abort("rollback to savepoint", err)
 				return

@@ -25,11 +25,14 @@ func (p *publisher) count(ev *hookd.Event) {
 func (p *publisher) settleUsage() error {
 	for _, k := range p.usage.Keys() {
 		c := p.usage[k]
-		var o hookd.Organization
-		o.ID = k.Org
-		if err := p.tx.QueryRow(`SELECT monthly_quota, allow_overage FROM organizations WHERE id = ?`, k.Org).
-			Scan(&o.MonthlyQuota, &o.AllowOverage); err != nil {
-			return notFoundIf(err, "organization", k.Org)
+		o, ok := p.tx.db.quotas[k.Org]
+		if !ok {
+			o.ID = k.Org
+			if err := p.tx.QueryRow(`SELECT monthly_quota, allow_overage FROM organizations WHERE id = ?`, k.Org).
+				Scan(&o.MonthlyQuota, &o.AllowOverage); err != nil {
+				return notFoundIf(err, "organization", k.Org)
+			}
+			p.tx.db.quotas[k.Org] = o
 		}
 		var events int64
 		notified := make([]bool, 2)

@@ -120,6 +120,29 @@ var usageTests = []test{
 			t.Errorf("first event of the next month: %v", err)
 		}
 	}},
+	{"QuotaSetMidMonth", func(t *testing.T, s hookd.Store) {
+		o := quotaOrg(t, s, 0, false)
+		mustEndpoint(t, s, o.ID, nil)
+		for i, err := range publishN(t, s, o.ID, 5, base) {
+			if err != nil {
+				t.Fatalf("publish %d without a quota: %v", i+1, err)
+			}
+		}
+		if _, err := s.UpdateOrganization(t.Context(), o.ID, func(o *hookd.Organization) error { o.MonthlyQuota = 6; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		// The events counted without a quota count against it.
+		if err := publishN(t, s, o.ID, 1, base)[0]; err != nil {
+			t.Fatalf("the 6th event (exactly the new quota): %v", err)
+		}
+		wantCode(t, publishN(t, s, o.ID, 1, base)[0], hookd.EQUOTA, "the 7th event")
+		if got := usageOf(t, s, o.ID, base); got != 6 {
+			t.Errorf("usage = %d, want 6", got)
+		}
+		if got := thresholdEvents(t, s, o.ID); len(got) != 2 || got[0]["usage"] != 6.0 {
+			t.Errorf("usage_threshold events %v, want two at usage 6", got)
+		}
+	}},
 	{"OverageAllowed", func(t *testing.T, s hookd.Store) {
 		o := quotaOrg(t, s, 2, true)
 		for i, err := range publishN(t, s, o.ID, 5, base) {
