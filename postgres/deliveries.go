@@ -466,7 +466,7 @@ func takeBuckets(ctx context.Context, tx pgx.Tx, cands []candidate, now time.Tim
 
 // loadClaims reads leased deliveries with their events and endpoints. A row whose
 // endpoint secret cannot be opened is returned in broken instead.
-func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []brokenClaim, error) {
+func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+sqlrow.ClaimColumns("seq")+`
 		FROM deliveries d
 		JOIN events ev ON ev.seq = d.event_seq
@@ -477,37 +477,18 @@ func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*ho
 		return nil, nil, fmt.Errorf("load claims: %w", err)
 	}
 	defer rows.Close()
-	var claims []*hookd.Claim
-	var broken []brokenClaim
-	for rows.Next() {
-		c, seq, err := sqlrow.ScanClaim(rows, db.cfg.Sealer, lease)
-		var de *sqlrow.DecodeError
-		switch {
-		case errors.As(err, &de):
-			broken = append(broken, brokenClaim{seq: seq, err: de.Error()})
-			continue
-		case err != nil:
-			return nil, nil, fmt.Errorf("load claims: %w", err)
-		}
-		claims = append(claims, c)
-	}
-	if err := rows.Err(); err != nil {
+	claims, broken, err := sqlrow.CollectClaims(rows, db.cfg.Sealer, lease)
+	if err != nil {
 		return nil, nil, fmt.Errorf("load claims: %w", err)
 	}
 	return claims, broken, nil
 }
 
-// brokenClaim is a leased delivery that cannot be attempted.
-type brokenClaim struct {
-	seq int64
-	err string
-}
-
 // setAside ends the leases of broken claims, recording why, due again in a minute.
-func (db *DB) setAside(ctx context.Context, broken []brokenClaim, lease string, now time.Time) error {
+func (db *DB) setAside(ctx context.Context, broken []sqlrow.BrokenClaim, lease string, now time.Time) error {
 	seqs, errs := make([]int64, len(broken)), make([]string, len(broken))
 	for i, b := range broken {
-		seqs[i], errs[i] = b.seq, "cannot attempt: "+b.err
+		seqs[i], errs[i] = b.Seq, "cannot attempt: "+b.Err
 	}
 	_, err := db.pool.Exec(ctx, `UPDATE deliveries d SET lease = NULL, lease_until = NULL, next_attempt_at = $1,
 		last_error = b.err, updated_at = $2

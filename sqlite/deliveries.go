@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -286,7 +285,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 
 // loadClaims reads leased deliveries with their events and endpoints. A row whose
 // endpoint secret cannot be opened is returned in broken instead.
-func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []brokenClaim, error) {
+func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
 	js, _ := json.Marshal(seqs)
 	rows, err := db.r.QueryContext(ctx, `SELECT `+sqlrow.ClaimColumns("rowid")+`
 		FROM deliveries d
@@ -298,39 +297,20 @@ func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*ho
 		return nil, nil, fmt.Errorf("load claims: %w", err)
 	}
 	defer rows.Close()
-	var claims []*hookd.Claim
-	var broken []brokenClaim
-	for rows.Next() {
-		c, seq, err := sqlrow.ScanClaim(rows, db.cfg.Sealer, lease)
-		var de *sqlrow.DecodeError
-		switch {
-		case errors.As(err, &de):
-			broken = append(broken, brokenClaim{seq: seq, err: de.Error()})
-			continue
-		case err != nil:
-			return nil, nil, fmt.Errorf("load claims: %w", err)
-		}
-		claims = append(claims, c)
-	}
-	if err := rows.Err(); err != nil {
+	claims, broken, err := sqlrow.CollectClaims(rows, db.cfg.Sealer, lease)
+	if err != nil {
 		return nil, nil, fmt.Errorf("load claims: %w", err)
 	}
 	return claims, broken, nil
 }
 
-// brokenClaim is a leased delivery that cannot be attempted.
-type brokenClaim struct {
-	seq int64
-	err string
-}
-
 // setAside ends the leases of broken claims, recording why, due again in a minute.
-func (db *DB) setAside(ctx context.Context, broken []brokenClaim, lease string, now time.Time) error {
+func (db *DB) setAside(ctx context.Context, broken []sqlrow.BrokenClaim, lease string, now time.Time) error {
 	return db.write(ctx, func(tx wtx) error {
 		for _, b := range broken {
 			if _, err := tx.Exec(`UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?,
 				last_error = ?, updated_at = ? WHERE seq = ? AND lease = ?`,
-				us(now.Add(time.Minute)), "cannot attempt: "+b.err, us(now), b.seq, lease); err != nil {
+				us(now.Add(time.Minute)), "cannot attempt: "+b.Err, us(now), b.Seq, lease); err != nil {
 				return fmt.Errorf("set aside delivery: %w", err)
 			}
 		}

@@ -10,6 +10,7 @@ package sqlrow
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -421,4 +422,39 @@ func (t Tally) Keys() []UsageKey {
 		return cmp.Or(cmp.Compare(a.Org, b.Org), cmp.Compare(a.Period, b.Period))
 	})
 	return keys
+}
+
+// BrokenClaim is a leased delivery whose row cannot be decoded (its endpoint's
+// secret does not open): it cannot be attempted.
+type BrokenClaim struct {
+	Seq int64
+	Err string
+}
+
+// ScannerRows is a result set whose rows can be scanned.
+type ScannerRows interface {
+	Rows
+	Scanner
+}
+
+// CollectClaims reads every row of ClaimColumns from rows into claims with the
+// given lease; rows that cannot be decoded are returned in broken instead. The
+// caller closes rows.
+func CollectClaims(rows ScannerRows, sealer Sealer, lease string) (claims []*hookd.Claim, broken []BrokenClaim, err error) {
+	for rows.Next() {
+		c, seq, err := ScanClaim(rows, sealer, lease)
+		var de *DecodeError
+		switch {
+		case errors.As(err, &de):
+			broken = append(broken, BrokenClaim{Seq: seq, Err: de.Error()})
+			continue
+		case err != nil:
+			return nil, nil, err
+		}
+		claims = append(claims, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return claims, broken, nil
 }
