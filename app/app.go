@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -48,8 +49,10 @@ type Config struct {
 	// the embedded store, so that several instances can share it. Every instance
 	// must then have the same master key (one that differs is refused at start).
 	DatabaseURL string
-	// Role is RoleAll (default), RoleAPI or RoleWorker. API and worker roles
-	// need DatabaseURL.
+	// Role is RoleAll (default), RoleAPI or RoleWorker. A worker needs
+	// DatabaseURL. An API instance on the embedded store accepts and stores
+	// events but delivers none until an instance of role all runs on the data
+	// directory (maintenance, or building a backlog to measure a drain).
 	Role string
 	// MasterKey seals secrets at rest (32 bytes). Nil: read or create
 	// <DataDir>/master.key (mode 0600).
@@ -65,6 +68,10 @@ type Config struct {
 	// Engine tunes the delivery engine; its Store, Policy, Now, Logger and UserAgent
 	// are set by the App.
 	Engine delivery.Config
+	// PprofAddr, if set, serves Go's profiles (net/http/pprof, /debug/pprof/) on
+	// this address, without authentication: give it a loopback address. Default
+	// off.
+	PprofAddr string
 	// ShutdownTimeout bounds Stop when its context has no deadline. Default 30s.
 	ShutdownTimeout time.Duration
 	// Now is the clock. Default time.Now.
@@ -85,6 +92,8 @@ type App struct {
 	srv        *http.Server
 	ln         net.Listener
 	served     chan error
+	pprof      *http.Server
+	pprofLn    net.Listener
 
 	// AdminKeyFile is the path of the generated admin key file, or "" when the
 	// admin key came from Config.AdminKey or already existed.
@@ -100,7 +109,7 @@ func New(cfg Config) (*App, error) {
 	default:
 		return nil, fmt.Errorf("app: role %q is not one of all, api, worker", cfg.Role)
 	}
-	if cfg.Role != RoleAll && cfg.DatabaseURL == "" {
+	if cfg.Role == RoleWorker && cfg.DatabaseURL == "" {
 		return nil, fmt.Errorf("app: role %s needs a PostgreSQL database (--database-url): the embedded store serves one process", cfg.Role)
 	}
 	if cfg.Addr == "" {
@@ -211,6 +220,19 @@ func (a *App) Start(ctx context.Context) (err error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	if a.cfg.PprofAddr != "" {
+		if a.pprofLn, err = net.Listen("tcp", a.cfg.PprofAddr); err != nil {
+			return fmt.Errorf("listen for pprof: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		a.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go a.pprof.Serve(a.pprofLn) // ends when close closes it
+	}
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.srv.Serve(a.ln) }()
 	storeName := "sqlite"
@@ -219,6 +241,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.cfg.Logger.Info("hookd started", "addr", a.Addr(), "role", a.cfg.Role, "store", storeName, "data_dir", a.cfg.DataDir, "version", Version)
 	return nil
+}
+
+// PprofAddr returns the address the profiles are served on, or "" if none.
+func (a *App) PprofAddr() string {
+	if a.pprofLn == nil {
+		return ""
+	}
+	return a.pprofLn.Addr().String()
 }
 
 // Addr returns the address the API listens on, such as "127.0.0.1:8080".
@@ -301,6 +331,12 @@ func (a *App) close() error {
 	}
 	if a.ln != nil && a.srv == nil {
 		a.ln.Close()
+	}
+	if a.pprof != nil {
+		a.pprof.Close() // closes its listener
+		a.pprof = nil
+	} else if a.pprofLn != nil {
+		a.pprofLn.Close()
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())

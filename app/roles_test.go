@@ -66,15 +66,69 @@ func TestRoles(t *testing.T) {
 	}
 }
 
-// TestRoleNeedsDatabase: the API and worker roles and a bad role are refused
-// with the embedded store.
+// TestAPIRoleOnEmbeddedStore: an API instance on the embedded store accepts and
+// stores events and delivers none; restarted with role all on the same data
+// directory, hookd delivers them (how a backlog is built to measure a drain).
+func TestAPIRoleOnEmbeddedStore(t *testing.T) {
+	t.Parallel()
+	if hookdtest.OnPostgres() {
+		t.Skip("the embedded store only")
+	}
+	h := hookdtest.Start(t, func(c *app.Config) { c.Role = app.RoleAPI })
+	_, key := h.CreateOrg(t)
+	r := hookdtest.NewReceiver(t)
+	ep := h.CreateEndpoint(t, key, map[string]any{"url": r.URL(), "events": []string{"*"}})
+	var evs []string
+	for i := range 3 {
+		evs = append(evs, h.Publish(t, key, map[string]any{"type": "order.created", "data": map[string]any{"n": i}})["id"].(string))
+	}
+	r.NoMoreThan(t, 0, 300*time.Millisecond)
+	h.Restart(t, func(c *app.Config) { c.Role = app.RoleAll })
+	reqs := r.Wait(t, 3, 10*time.Second)
+	got := map[string]bool{}
+	for _, req := range reqs {
+		got[req.Header.Get("Webhook-Id")] = true
+	}
+	for _, id := range evs {
+		if !got[id] {
+			t.Errorf("event %s stored by the API instance was not delivered after the restart (got %v)", id, got)
+		}
+		h.WaitDeliveryStatus(t, key, h.DeliveryFor(t, key, id, ep["id"].(string))["id"].(string), "succeeded", 10*time.Second)
+	}
+}
+
+// TestPprof: profiles are served on their own address only when asked for.
+func TestPprof(t *testing.T) {
+	t.Parallel()
+	h := hookdtest.Start(t, func(c *app.Config) { c.PprofAddr = "127.0.0.1:0" })
+	addr := h.App().PprofAddr()
+	if addr == "" {
+		t.Fatal("PprofAddr() is empty with Config.PprofAddr set")
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /debug/pprof/heap on the pprof address = %d, want 200", resp.StatusCode)
+	}
+	if status, _ := h.Do(t, http.MethodGet, "/debug/pprof/", h.AdminKey, nil); status != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/ on the API = %d, want 404", status)
+	}
+	if plain := hookdtest.Start(t); plain.App().PprofAddr() != "" {
+		t.Errorf("PprofAddr() = %q without Config.PprofAddr, want none", plain.App().PprofAddr())
+	}
+}
+
+// TestRoleNeedsDatabase: the worker role and a bad role are refused with the
+// embedded store.
 func TestRoleNeedsDatabase(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		cfg  app.Config
 		want string
 	}{
-		{app.Config{Role: app.RoleAPI}, "database"},
 		{app.Config{Role: app.RoleWorker}, "database"},
 		{app.Config{Role: "boss"}, "role"},
 	} {

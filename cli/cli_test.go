@@ -106,7 +106,6 @@ func TestBadCommandLine(t *testing.T) {
 		{"shutdown_timeout_zero", []string{"serve", "--shutdown-timeout", "0s"}, "shutdown-timeout"},
 		{"trusted_proxy_bad", []string{"serve", "--trusted-proxies", "10.0.0.0/8,not-an-ip"}, "trusted-proxies"},
 		{"role_bad", []string{"serve", "--role", "boss"}, "role"},
-		{"role_api_without_database", []string{"serve", "--role", "api"}, "--database-url"},
 		{"role_worker_without_database", []string{"serve", "--role", "worker"}, "--database-url"},
 		{"lease_not_over_attempt_timeout", []string{"serve", "--attempt-timeout", "10s", "--lease", "10s"}, "--lease"},
 		{"lease_negative", []string{"serve", "--lease", "-1s"}, "--lease"},

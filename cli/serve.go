@@ -22,7 +22,7 @@ type serveCmd struct {
 	Addr                string        `default:":8080" env:"HOOKD_ADDR" help:"Address the API listens on."`
 	DataDir             string        `default:"./hookd-data" env:"HOOKD_DATA_DIR" type:"path" help:"Directory of the embedded store, the master key file and the admin key file."`
 	DatabaseURL         string        `name:"database-url" env:"HOOKD_DATABASE_URL" help:"PostgreSQL URL (postgres://user:pass@host:5432/db): store everything there instead of the embedded store, so that several instances share it. Every instance needs the same master key (HOOKD_MASTER_KEY, or the same master.key file)."`
-	Role                string        `default:"all" enum:"all,api,worker" env:"HOOKD_ROLE" help:"What this instance does: all (API and delivery), api (accept and store), worker (deliver; serves only /api/health). api and worker need --database-url."`
+	Role                string        `default:"all" enum:"all,api,worker" env:"HOOKD_ROLE" help:"What this instance does: all (API and delivery), api (accept and store), worker (deliver; serves only /api/health). worker needs --database-url; api on the embedded store delivers nothing until an instance of role all runs on the data dir."`
 	MasterKey           string        `env:"HOOKD_MASTER_KEY" help:"Master key sealing secrets at rest: 64 hex characters or base64 of 32 bytes. Default: <data-dir>/master.key, created on first start."`
 	AdminKey            string        `env:"HOOKD_ADMIN_KEY" help:"Use this admin API key instead of generating <data-dir>/admin.key."`
 	Dev                 bool          `env:"HOOKD_DEV" help:"Local development: shorthand for --allow-http --allow-private-targets."`
@@ -39,6 +39,7 @@ type serveCmd struct {
 	Concurrency         int           `default:"256" env:"HOOKD_CONCURRENCY" help:"Delivery attempts in flight at once, across all endpoints."`
 	MaxInFlight         int           `default:"32" env:"HOOKD_MAX_IN_FLIGHT" help:"Default attempts in flight per endpoint."`
 	ShutdownTimeout     time.Duration `default:"30s" env:"HOOKD_SHUTDOWN_TIMEOUT" help:"How long SIGTERM waits for requests and attempts in flight."`
+	PprofAddr           string        `name:"pprof-addr" env:"HOOKD_PPROF_ADDR" help:"Serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060. Unauthenticated: use a loopback address. Default off."`
 	LogFormat           string        `default:"text" enum:"text,json" env:"HOOKD_LOG_FORMAT" help:"Log format: text or json."`
 	LogLevel            string        `default:"info" enum:"debug,info,warn,error" env:"HOOKD_LOG_LEVEL" help:"Log level."`
 }
@@ -63,6 +64,7 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 		Policy:          netguard.Policy{AllowHTTP: c.Dev || c.AllowHTTP, AllowPrivate: c.Dev || c.AllowPrivateTargets},
 		MaxBodyBytes:    c.MaxBodySize,
 		ShutdownTimeout: c.ShutdownTimeout,
+		PprofAddr:       c.PprofAddr,
 		Logger:          slog.New(h),
 		Engine: delivery.Config{
 			Concurrency:    c.Concurrency,
@@ -109,7 +111,7 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx.Masked())
 	}
-	if c.Role != app.RoleAll && c.DatabaseURL == "" {
+	if c.Role == app.RoleWorker && c.DatabaseURL == "" {
 		return cfg, fmt.Errorf("--role %s needs --database-url (HOOKD_DATABASE_URL): the embedded store serves one process", c.Role)
 	}
 	if c.MasterKey != "" {
@@ -140,6 +142,11 @@ func (c *serveCmd) Run(rc runContext) error {
 	fmt.Fprintf(&banner, "hookd %s listening on %s\n", app.Version, displayURL(a.Addr()))
 	if c.DatabaseURL != "" {
 		fmt.Fprintf(&banner, "store: postgres, role: %s\n", c.Role)
+	} else if c.Role == app.RoleAPI {
+		fmt.Fprintln(&banner, "role: api: events are stored, not delivered, until hookd runs with --role all on this data dir")
+	}
+	if addr := a.PprofAddr(); addr != "" {
+		fmt.Fprintf(&banner, "pprof listening on http://%s/debug/pprof/\n", addr)
 	}
 	if a.AdminKeyFile != "" {
 		abs, _ := filepath.Abs(a.AdminKeyFile)
