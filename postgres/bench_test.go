@@ -1,0 +1,288 @@
+// Benchmarks of the store calls on the delivery path, each on a new schema of
+// the test database (see internal/pgtest; HOOKD_TEST_DATABASE_URL, else the
+// local server), with one store (one connection pool):
+//
+//   - BenchmarkClaimDeliveries: one engine-sized claim (256, the engine's default
+//     caps) from 10 endpoints with 100,000 pending deliveries. The claimed
+//     deliveries are released, untimed, after each claim, so every claim sees
+//     the same backlog.
+//   - BenchmarkCompleteDeliveries: recording successful attempts, one outcome per
+//     call from 64 goroutines (the engine's shape: the store's group commit
+//     gathers them), and 64 outcomes per call from one goroutine; one op is one
+//     call. The leases are claimed, untimed, before the timer starts.
+//   - BenchmarkPublish: one event with one subscriber per call, from 32
+//     goroutines. (delivery's BenchmarkPublish measures the same through the
+//     engine's store choice; this one is the store's own, in events/s.)
+//
+// deliveries/s, outcomes/s and events/s are rates over the timed part only.
+// Setup fills the backlog in batches and takes a few seconds per benchmark run.
+//
+//	go test -run '^$' -bench . -benchmem ./postgres
+//	go test -run '^$' -bench 'Claim|Complete|Publish' -benchmem -benchtime 2s -count 3 ./postgres
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/pgtest"
+	"github.com/hookd/hookd/postgres"
+	"github.com/hookd/hookd/secret"
+)
+
+// benchStore opens a store on a new schema, closed when the benchmark ends
+// (before the schema is dropped), and returns it with the schema's URL.
+func benchStore(b *testing.B) (hookd.Store, string) {
+	b.Helper()
+	s, err := secret.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		b.Fatalf("NewSealer: %v", err)
+	}
+	u := pgtest.URL(b)
+	db, err := postgres.Open(context.Background(), postgres.Config{URL: u, Sealer: s})
+	if err != nil {
+		b.Fatalf("postgres.Open: %v", err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db, u
+}
+
+// benchAnalyze updates the planner's statistics of the schema at url, as
+// autovacuum would a minute or so after a bulk insert. Without it the queue
+// queries are planned for the empty tables of the migration: a claim from a
+// fresh 100,000-delivery backlog then reads every pending delivery of each
+// endpoint to find its oldest, and takes about five times as long, until
+// autovacuum happens to analyze mid-benchmark.
+func benchAnalyze(b *testing.B, url string) {
+	b.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		b.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `ANALYZE`); err != nil {
+		b.Fatalf("ANALYZE: %v", err)
+	}
+}
+
+func BenchmarkClaimDeliveries(b *testing.B) {
+	db, url := benchStore(b)
+	f := newBenchFixture(b, db, 10)
+	f.publish(b, 100_000)
+	benchAnalyze(b, url)
+	benchClaim(b, f, 256)
+}
+
+func BenchmarkCompleteDeliveries(b *testing.B) {
+	db, _ := benchStore(b)
+	f := newBenchFixture(b, db, 10)
+	b.Run("goroutines=64/outcomes=1", func(b *testing.B) { benchComplete(b, f, 1, 64) })
+	b.Run("goroutines=1/outcomes=64", func(b *testing.B) { benchComplete(b, f, 64, 1) })
+}
+
+func BenchmarkPublish(b *testing.B) {
+	db, _ := benchStore(b)
+	f := newBenchFixture(b, db, 1)
+	b.Run("goroutines=32", func(b *testing.B) { benchPublish(b, f, 32) })
+}
+
+// What follows is the same in sqlite/bench_test.go and postgres/bench_test.go.
+
+// benchFixture is an organization without a quota whose endpoints all subscribe
+// to every event.
+type benchFixture struct {
+	db        hookd.Store
+	org       string
+	endpoints int
+	base      time.Time // when the first event was created; later ones follow a microsecond apart
+	published int       // events published so far
+}
+
+func newBenchFixture(b *testing.B, db hookd.Store, endpoints int) *benchFixture {
+	b.Helper()
+	ctx := context.Background()
+	f := &benchFixture{db: db, org: ids.New("org"), endpoints: endpoints, base: time.Now().Add(-time.Hour).Truncate(time.Microsecond)}
+	if err := db.CreateOrganization(ctx, &hookd.Organization{ID: f.org, Name: "Bench", CreatedAt: f.base}); err != nil {
+		b.Fatalf("CreateOrganization: %v", err)
+	}
+	for range endpoints {
+		id := ids.New("ep")
+		e := &hookd.Endpoint{
+			ID: id, OrgID: f.org, URL: "https://receiver.example.com/hooks/" + id, Events: []string{"*"}, Enabled: true,
+			SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: hookd.OrderingUnordered,
+			Secret: "whsec_c2VjcmV0LW9mLQ" + id, CreatedAt: f.base, UpdatedAt: f.base,
+		}
+		if err := db.CreateEndpoint(ctx, e); err != nil {
+			b.Fatalf("CreateEndpoint: %v", err)
+		}
+	}
+	return f
+}
+
+// events returns n new events, created after every earlier one.
+func (f *benchFixture) events(n int) []*hookd.Event {
+	evs := make([]*hookd.Event, n)
+	for i := range evs {
+		id := ids.New("evt")
+		evs[i] = &hookd.Event{ID: id, OrgID: f.org, Type: "invoice.paid",
+			Data:      json.RawMessage(`{"id":"` + id + `","amount":4200,"currency":"eur"}`),
+			CreatedAt: f.base.Add(time.Duration(f.published+i) * time.Microsecond)}
+	}
+	f.published += n
+	return evs
+}
+
+// publish adds at least the given number of pending deliveries (one per
+// endpoint per event), in batches of 1,000 events.
+func (f *benchFixture) publish(b *testing.B, deliveries int) {
+	b.Helper()
+	evs := f.events((deliveries + f.endpoints - 1) / f.endpoints)
+	for len(evs) > 0 {
+		k := min(len(evs), 1000)
+		if _, err := f.db.Publish(context.Background(), evs[:k]); err != nil {
+			b.Fatalf("Publish: %v", err)
+		}
+		evs = evs[k:]
+	}
+}
+
+// leased claims n deliveries for an hour, publishing more whenever the backlog
+// runs out.
+func (f *benchFixture) leased(b *testing.B, n int) []*hookd.Claim {
+	b.Helper()
+	var out []*hookd.Claim
+	for len(out) < n {
+		cs, err := f.db.ClaimDeliveries(context.Background(), hookd.ClaimParams{
+			Owner: "bench", Limit: min(n-len(out), 5000), Now: time.Now(), Lease: time.Hour})
+		if err != nil {
+			b.Fatalf("ClaimDeliveries: %v", err)
+		}
+		if len(cs) == 0 {
+			f.publish(b, max(n-len(out), 10_000))
+		}
+		out = append(out, cs...)
+	}
+	return out
+}
+
+// benchSucceeded returns the outcome of a successful attempt of c.
+func benchSucceeded(c *hookd.Claim, at time.Time) hookd.Outcome {
+	return hookd.Outcome{
+		DeliveryID: c.Delivery.ID,
+		Lease:      c.Lease,
+		Status:     hookd.DeliverySucceeded,
+		Attempt: hookd.Attempt{
+			ID: ids.NewAt("att", at), DeliveryID: c.Delivery.ID, OrgID: c.Delivery.OrgID,
+			Number: c.Delivery.Attempts + 1, URL: c.Endpoint.URL,
+			RequestHeaders: map[string]string{"Webhook-Id": c.Event.ID, "Webhook-Signature": "v1,<redacted>"},
+			StatusCode:     200, ResponseBody: `{"ok":true}`, Duration: 42 * time.Millisecond, CreatedAt: at,
+		},
+	}
+}
+
+// benchClaim measures claims of up to limit deliveries with the delivery
+// engine's default caps (MaxInFlight 32, PerEndpoint 384). After each claim,
+// untimed, the claimed deliveries are released as they were, so every claim
+// sees the same backlog.
+func benchClaim(b *testing.B, f *benchFixture, limit int) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	claimed := 0
+	for b.Loop() {
+		cs, err := f.db.ClaimDeliveries(ctx, hookd.ClaimParams{
+			Owner: "bench", Limit: limit, Now: time.Now(), Lease: time.Minute, MaxInFlight: 32, PerEndpoint: 384})
+		if err != nil {
+			b.Fatalf("ClaimDeliveries: %v", err)
+		}
+		b.StopTimer()
+		if len(cs) == 0 {
+			b.Fatal("ClaimDeliveries claimed nothing: the backlog ran dry")
+		}
+		claimed += len(cs)
+		rs := make([]hookd.Release, len(cs))
+		for i, c := range cs {
+			rs[i] = hookd.Release{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt}
+		}
+		if err := f.db.ReleaseDeliveries(ctx, rs); err != nil {
+			b.Fatalf("ReleaseDeliveries: %v", err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(claimed)/float64(b.N), "deliveries/op")
+	b.ReportMetric(float64(claimed)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// benchComplete measures recording successful attempts, perCall outcomes per
+// CompleteDeliveries call, from the given number of goroutines; one op is one
+// call. The deliveries are claimed before the timer starts.
+func benchComplete(b *testing.B, f *benchFixture, perCall, goroutines int) {
+	cs := f.leased(b, b.N*perCall)
+	now := time.Now()
+	outcomes := make([]hookd.Outcome, len(cs))
+	for i, c := range cs {
+		outcomes[i] = benchSucceeded(c, now)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	benchParallel(b, goroutines, b.N, func(i int) error {
+		return f.db.CompleteDeliveries(context.Background(), outcomes[i*perCall:(i+1)*perCall])
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(len(outcomes))/b.Elapsed().Seconds(), "outcomes/s")
+}
+
+// benchPublish measures publishing one event per call from the given number of
+// goroutines.
+func benchPublish(b *testing.B, f *benchFixture, goroutines int) {
+	evs := f.events(b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	benchParallel(b, goroutines, b.N, func(i int) error {
+		res, err := f.db.Publish(context.Background(), evs[i:i+1])
+		if err == nil && res[0].Deliveries != f.endpoints {
+			err = fmt.Errorf("Publish made %d deliveries, want %d", res[0].Deliveries, f.endpoints)
+		}
+		return err
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// benchParallel calls fn(i) for every i in [0, n) from the given number of
+// goroutines, each taking the next i as soon as its previous call returns, and
+// fails b with the first error.
+func benchParallel(b *testing.B, goroutines, n int, fn func(i int) error) {
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		firstErr atomic.Pointer[error]
+	)
+	for range goroutines {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || firstErr.Load() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := firstErr.Load(); err != nil {
+		b.Fatal(*err)
+	}
+}
