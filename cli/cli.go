@@ -16,6 +16,7 @@ type commandLine struct {
 	Serve   serveCmd   `cmd:"" help:"Run the hookd server (API and delivery engine)."`
 	Migrate migrateCmd `cmd:"" help:"Apply the PostgreSQL schema migrations and exit (serve also applies them at start)."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+	Bench   benchCmds  `embed:""`
 }
 
 // exit is panicked by kong's exit hook (after --help, or a usage error) and
