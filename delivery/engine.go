@@ -122,6 +122,7 @@ type Engine struct {
 	cfg    Config
 	client *http.Client
 	wake   chan struct{}
+	rec    *recorder
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointState
@@ -152,6 +153,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:       cfg,
 		client:    cfg.Policy.Client(),
 		wake:      make(chan struct{}, 1),
+		rec:       newRecorder(cfg.Store),
 		endpoints: map[string]*endpointState{},
 		loopDone:  make(chan struct{}),
 	}
@@ -184,6 +186,7 @@ func (e *Engine) EndpointChanged(id string) {
 func (e *Engine) Start(ctx context.Context) error {
 	e.startOnce.Do(func() {
 		ctx, e.cancelLoop = context.WithCancel(context.WithoutCancel(ctx))
+		e.rec.start()
 		go e.loop(ctx)
 	})
 	return nil
@@ -209,6 +212,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 			err = ctx.Err()
 		}
 		e.cancelSend()
+		if e.cancelLoop != nil {
+			e.rec.stop() // every attempt has finished: their outcomes are in
+		}
 		e.client.CloseIdleConnections()
 	})
 	return err
@@ -421,7 +427,7 @@ func (e *Engine) deliver(c *hookd.Claim, leaseEnd time.Time) {
 		return
 	}
 	out := e.decide(c, res)
-	if err := e.cfg.Store.CompleteDeliveries(ctx, []hookd.Outcome{out}); err != nil {
+	if err := e.rec.record(out); err != nil {
 		// The lease will expire and the delivery will be attempted again.
 		e.cfg.Logger.Error("record delivery outcome", "delivery", c.Delivery.ID, "err", err)
 	}

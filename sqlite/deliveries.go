@@ -199,7 +199,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 	}
 	now := us(p.Now)
 	const noCap = int64(1) << 40
-	rows, err := db.r.QueryContext(ctx, `
+	rows, err := db.rquery(ctx, `
 		WITH RECURSIVE eps(id) AS (
 			SELECT (SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending')
 			UNION ALL
@@ -263,7 +263,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 			q = `SELECT seq FROM deliveries WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = ? AND status = 'pending')
 				AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) LIMIT ?`
 		}
-		rows, err := db.r.QueryContext(ctx, q, c.id, now, now, min(c.free, int64(p.Limit-len(seqs))))
+		rows, err := db.rquery(ctx, q, c.id, now, now, min(c.free, int64(p.Limit-len(seqs))))
 		if err != nil {
 			return nil, fmt.Errorf("choose due deliveries: %w", err)
 		}
@@ -287,7 +287,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 // endpoint secret cannot be opened is returned in broken instead.
 func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
 	js, _ := json.Marshal(seqs)
-	rows, err := db.r.QueryContext(ctx, `SELECT `+sqlrow.ClaimColumns("rowid")+`
+	rows, err := db.rquery(ctx, `SELECT `+sqlrow.ClaimColumns("rowid")+`
 		FROM deliveries d
 		JOIN events ev ON ev.seq = d.event_seq
 		JOIN endpoints e ON e.id = d.endpoint_id
@@ -318,21 +318,18 @@ func (db *DB) setAside(ctx context.Context, broken []sqlrow.BrokenClaim, lease s
 	})
 }
 
-func insertAttempt(tx wtx, a *hookd.Attempt) error {
+// insertAttempt records attempt a of the delivery with the given seq and
+// organization.
+func insertAttempt(tx wtx, a *hookd.Attempt, seq int64, orgID string) error {
 	headers, err := sqlrow.AttemptHeaders(a)
 	if err != nil {
 		return err
 	}
-	res, err := tx.Exec(`INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
-		response_body, duration_us, error, created_at)
-		SELECT ?, seq, org_id, ?, ?, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?`,
-		a.ID, a.Number, a.URL, headers, a.StatusCode, a.ResponseBody, a.Duration.Microseconds(), a.Error,
-		us(a.CreatedAt), a.DeliveryID)
-	if err != nil {
+	if _, err := tx.Exec(`INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
+		response_body, duration_us, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, seq, orgID, a.Number, a.URL, headers, a.StatusCode, a.ResponseBody, a.Duration.Microseconds(), a.Error,
+		us(a.CreatedAt)); err != nil {
 		return fmt.Errorf("insert attempt: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return hookd.NotFound("delivery", a.DeliveryID)
 	}
 	return nil
 }
@@ -344,28 +341,43 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 		for i := range outcomes {
 			o := &outcomes[i]
 			o.Attempt.DeliveryID = o.DeliveryID
-			if err := insertAttempt(tx, &o.Attempt); err != nil {
-				if hookd.ErrorCode(err) == hookd.ENOTFOUND {
-					continue // the endpoint, and with it the delivery, was deleted meanwhile
-				}
-				return err
-			}
 			now := us(o.Attempt.CreatedAt)
-			var endpointID string
+			var seq int64
+			var orgID, endpointID string
 			err := tx.QueryRow(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
 				next_attempt_at = ?, lease = NULL, lease_until = NULL, last_status_code = ?, last_error = ?, updated_at = ?
-				WHERE id = ? AND lease = ? RETURNING endpoint_id`,
-				o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, o.DeliveryID, o.Lease).Scan(&endpointID)
+				WHERE id = ? AND lease = ? RETURNING seq, org_id, endpoint_id`,
+				o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, o.DeliveryID, o.Lease).Scan(&seq, &orgID, &endpointID)
 			if err == sql.ErrNoRows {
-				continue // lease lost: another claim owns the delivery now
+				// Lease lost (another claim owns the delivery now) or the delivery
+				// is gone with its endpoint: the attempt was made all the same, so
+				// record it if the delivery still exists, and change nothing else.
+				err := tx.QueryRow(`SELECT seq, org_id FROM deliveries WHERE id = ?`, o.DeliveryID).Scan(&seq, &orgID)
+				if err == sql.ErrNoRows {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("find delivery: %w", err)
+				}
+				if err := insertAttempt(tx, &o.Attempt, seq, orgID); err != nil {
+					return err
+				}
+				continue
 			}
 			if err != nil {
 				return fmt.Errorf("update delivery: %w", err)
 			}
-			if err := noteEndpointHealth(tx, endpointID, o.Attempt.Error == "", now); err != nil {
+			if err := insertAttempt(tx, &o.Attempt, seq, orgID); err != nil {
 				return err
 			}
-			if o.Status != hookd.DeliveryPending {
+			h, err := db.endpointHealth(tx, endpointID)
+			if err != nil {
+				return err
+			}
+			if err := noteEndpointHealth(tx, endpointID, h, o.Attempt.Error == "", now); err != nil {
+				return err
+			}
+			if o.Status != hookd.DeliveryPending && h.fifo {
 				if err := promote(tx, endpointID, now); err != nil {
 					return err
 				}
@@ -389,23 +401,48 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 	return nil
 }
 
-// noteEndpointHealth ends an endpoint's run of failures after a successful attempt,
-// or starts one at now after a failed one. Each is a no-op (no write) when the
-// endpoint is already in that state.
-func noteEndpointHealth(tx wtx, endpointID string, ok bool, now int64) error {
-	q, args := `UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since = 0`, []any{now, endpointID}
-	if ok {
-		q, args = `UPDATE endpoints SET failing_since = 0 WHERE id = ? AND failing_since <> 0`, []any{endpointID}
+// endpointHealth is what recording an attempt needs of its endpoint.
+type endpointHealth struct {
+	fifo         bool  // ordering is FIFO: a finished delivery promotes the next
+	failingSince int64 // start of the current run of failed attempts (µs), or 0
+}
+
+// endpointHealth returns the endpoint's entry in the writer's cache, reading it
+// on a miss.
+func (db *DB) endpointHealth(tx wtx, endpointID string) (endpointHealth, error) {
+	if h, ok := db.health[endpointID]; ok {
+		return h, nil
 	}
-	if _, err := tx.Exec(q, args...); err != nil {
+	var h endpointHealth
+	err := tx.QueryRow(`SELECT ordering = 'fifo', failing_since FROM endpoints WHERE id = ?`, endpointID).Scan(&h.fifo, &h.failingSince)
+	if err != nil {
+		return h, fmt.Errorf("read endpoint health: %w", err)
+	}
+	db.health[endpointID] = h
+	return h, nil
+}
+
+// noteEndpointHealth ends an endpoint's run of failures after a successful attempt,
+// or starts one at now after a failed one. Each is a no-op (no statement) when
+// the endpoint (h, as cached) is already in that state.
+func noteEndpointHealth(tx wtx, endpointID string, h endpointHealth, ok bool, now int64) error {
+	switch {
+	case ok && h.failingSince == 0, !ok && h.failingSince != 0:
+		return nil
+	case ok:
+		h.failingSince = 0
+	default:
+		h.failingSince = now
+	}
+	if _, err := tx.Exec(`UPDATE endpoints SET failing_since = ? WHERE id = ?`, h.failingSince, endpointID); err != nil {
 		return fmt.Errorf("note endpoint health: %w", err)
 	}
+	tx.db.health[endpointID] = h
 	return nil
 }
 
 // promote makes the oldest pending delivery of a FIFO endpoint due now if it was
-// parked behind a delivery that just finished. Unordered endpoints have no parked
-// deliveries, so for them this is one index probe that changes nothing.
+// parked behind a delivery that just finished.
 func promote(tx wtx, endpointID string, now int64) error {
 	if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ?
 		WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = ? AND status = 'pending') AND next_attempt_at = ?`,
@@ -431,6 +468,7 @@ func disableEndpoint(tx wtx, p *publisher, o *hookd.Outcome, now int64) error {
 		return fmt.Errorf("disable endpoint: %w", err)
 	}
 	delete(p.subs, orgID)
+	delete(tx.db.health, endpointID)
 	if err := park(tx, endpointID); err != nil {
 		return err
 	}

@@ -95,6 +95,7 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 			return notFoundIf(err, "endpoint", id)
 		}
 		delete(tx.db.subs, e.OrgID)
+		delete(tx.db.health, e.ID)
 		wasFIFO, wasEnabled := e.Ordering == hookd.OrderingFIFO, e.Enabled
 		if err := fn(e); err != nil {
 			return err
@@ -142,6 +143,7 @@ func (db *DB) DeleteEndpoint(ctx context.Context, orgID, id string) error {
 			return err
 		}
 		delete(tx.db.subs, org)
+		delete(tx.db.health, id)
 		return nil
 	})
 	if err != nil {

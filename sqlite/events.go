@@ -265,11 +265,12 @@ func (db *DB) RecordTest(ctx context.Context, ev *hookd.Event, d *hookd.Delivery
 		if err := p.insertDelivery(d.ID, ev, seq, d.EndpointID, d.Status, us(ev.CreatedAt)); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`UPDATE deliveries SET attempts = 1, cycle_attempts = 1, last_status_code = ?, last_error = ?,
-			updated_at = ? WHERE id = ?`, a.StatusCode, a.Error, us(a.CreatedAt), d.ID); err != nil {
+		var dseq int64
+		if err := tx.QueryRow(`UPDATE deliveries SET attempts = 1, cycle_attempts = 1, last_status_code = ?, last_error = ?,
+			updated_at = ? WHERE id = ? RETURNING seq`, a.StatusCode, a.Error, us(a.CreatedAt), d.ID).Scan(&dseq); err != nil {
 			return err
 		}
-		return insertAttempt(tx, a)
+		return insertAttempt(tx, a, dseq, d.OrgID)
 	})
 	if err != nil {
 		return fmt.Errorf("record test delivery: %w", err)

@@ -95,7 +95,7 @@ func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*hookd.APIKey, err
 	var k hookd.APIKey
 	var org sql.NullString
 	var created int64
-	err := db.r.QueryRowContext(ctx, `SELECT id, org_id, hash, created_at FROM api_keys WHERE hash = ?`, hash).
+	err := db.rqueryRow(ctx, `SELECT id, org_id, hash, created_at FROM api_keys WHERE hash = ?`, hash).
 		Scan(&k.ID, &org, &k.Hash, &created)
 	if err != nil {
 		return nil, fmt.Errorf("get api key: %w", notFoundIf(err, "key", "…"))

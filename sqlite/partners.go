@@ -57,7 +57,7 @@ func (db *DB) Partner(ctx context.Context, orgID, id string) (*hookd.Partner, er
 
 // PartnerByKeyHash implements hookd.Store.
 func (db *DB) PartnerByKeyHash(ctx context.Context, hash string) (*hookd.Partner, error) {
-	p, err := db.scanPartner(db.r.QueryRowContext(ctx, `SELECT `+partnerColumns+` FROM partners WHERE api_key_hash = ?`, hash))
+	p, err := db.scanPartner(db.rqueryRow(ctx, `SELECT `+partnerColumns+` FROM partners WHERE api_key_hash = ?`, hash))
 	if err != nil {
 		return nil, fmt.Errorf("get partner by key: %w", notFoundIf(err, "partner", "…"))
 	}

@@ -53,6 +53,10 @@ type DB struct {
 	r   *sql.DB   // read-only pool
 
 	stmts map[string]*sql.Stmt // prepared on wc; used only by the writer goroutine
+	// rstmts holds the hot read statements, prepared once on the reader pool
+	// (database/sql prepares each on a connection the first time it runs there).
+	rmu    sync.Mutex
+	rstmts map[string]*sql.Stmt
 	// subs caches each organization's endpoints for fan-out; used only by the
 	// writer goroutine, dropped for an organization whenever one of its endpoints
 	// is written, and dropped whole whenever a write fails.
@@ -61,6 +65,12 @@ type DB struct {
 	// only by the writer goroutine, dropped for an organization when it is
 	// updated, and whole whenever a write fails.
 	quotas map[string]hookd.Organization
+	// health caches what recording an attempt needs of each endpoint (its
+	// ordering and its run of failures), so that an attempt that changes
+	// neither costs no statement; used only by the writer goroutine, dropped
+	// for an endpoint when it is updated, deleted or disabled, and whole
+	// whenever a write fails.
+	health map[string]endpointHealth
 
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -117,6 +127,40 @@ func (t wtx) QueryRow(q string, args ...any) *sql.Row {
 	return st.QueryRow(args...)
 }
 
+// rstmt returns q prepared on the reader pool, preparing it the first time. Use
+// it only for constant statements on hot paths: the cache is never pruned.
+func (db *DB) rstmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	db.rmu.Lock()
+	defer db.rmu.Unlock()
+	if st, ok := db.rstmts[q]; ok {
+		return st, nil
+	}
+	st, err := db.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	db.rstmts[q] = st
+	return st, nil
+}
+
+// rquery runs the constant query q on the reader pool, prepared once.
+func (db *DB) rquery(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := db.rstmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// rqueryRow runs the constant single-row query q on the reader pool, prepared once.
+func (db *DB) rqueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := db.rstmt(ctx, q)
+	if err != nil {
+		return db.r.QueryRowContext(ctx, q, args...) // reports the same error on Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
 var errClosed = errors.New("sqlite: store is closed")
 
 // Open opens (creating and migrating if needed) the database at cfg.Path and starts
@@ -143,7 +187,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	f.Close()
 	dsn := func(extra string) string {
 		return "file:" + url.PathEscape(cfg.Path) + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-			"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" + extra
+			"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)" + extra
 	}
 	w, err := sql.Open("sqlite", dsn(""))
 	if err != nil {
@@ -174,7 +218,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
-	db := &DB{cfg: cfg, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, subs: map[string][]subscriber{}, quotas: map[string]hookd.Organization{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	db := &DB{cfg: cfg, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, rstmts: map[string]*sql.Stmt{}, subs: map[string][]subscriber{}, quotas: map[string]hookd.Organization{}, health: map[string]endpointHealth{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
 	if _, err := wc.ExecContext(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL
 		WHERE status = 'pending' AND lease IS NOT NULL`); err != nil {
 		w.Close()
@@ -258,6 +302,11 @@ func (db *DB) Close() error {
 	for _, st := range db.stmts {
 		st.Close()
 	}
+	db.rmu.Lock()
+	for _, st := range db.rstmts {
+		st.Close()
+	}
+	db.rmu.Unlock()
 	return errors.Join(db.r.Close(), db.wc.Close(), db.w.Close())
 }
 
@@ -317,6 +366,13 @@ func (db *DB) writeLoop() {
 	}
 }
 
+// forget drops the writer's caches.
+func (db *DB) forget() {
+	clear(db.subs)
+	clear(db.quotas)
+	clear(db.health)
+}
+
 // runBatch runs every op of batch in one transaction, each inside a savepoint so that
 // one op's failure undoes only its own changes, and commits once.
 func (db *DB) runBatch(batch []writeOp) {
@@ -332,8 +388,7 @@ func (db *DB) runBatch(batch []writeOp) {
 	}
 	tx := wtx{db: db}
 	abort := func(what string, err error) {
-		clear(db.subs)
-		clear(db.quotas)
+		db.forget()
 		if _, rbErr := tx.Exec("ROLLBACK"); rbErr != nil {
 			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
 		}
@@ -350,8 +405,7 @@ func (db *DB) runBatch(batch []writeOp) {
 		}
 		errs[i] = op.fn(tx)
 		if errs[i] != nil {
-			clear(db.subs) // it may hold what the rollback undoes
-			clear(db.quotas)
+			db.forget() // the caches may hold what the rollback undoes
 			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
 				abort("rollback to savepoint", err)
 				return
