@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -338,6 +337,3 @@ func sentAt(body []byte) (int64, bool) {
 	}
 	return v, true
 }
-
-// errNotDone is returned by waits that ended before what they waited for.
-var errNotDone = errors.New("not every expected delivery arrived")

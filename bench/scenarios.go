@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookd/hookd/signature"
@@ -346,12 +347,15 @@ func (p phaseResult) pubRate() float64 {
 	return float64(p.acked) / p.pubTime.Seconds()
 }
 
-// phase publishes with publish (while showing progress), then, if perEvent >
-// 0, waits until the named endpoints got perEvent deliveries per acknowledged
-// event. It returns an error if hookd exited or ctx ended; the result is
+// phase publishes with publish, then, if perEvent > 0, waits until the named
+// endpoints got perEvent deliveries per acknowledged event, showing progress
+// throughout. It returns an error if hookd exited or ctx ended; the result is
 // valid then too.
 func (sr *scenarioRun) phase(ctx context.Context, label string, s *hookdSet, pub *publisher, names []string, perEvent int, publish func(context.Context)) (phaseResult, error) {
-	stop := sr.watch(ctx, label, s, pub, names, nil)
+	var want atomic.Int64
+	want.Store(-1) // not known until publishing ends
+	stop := sr.watch(ctx, label, s, pub, names, &want)
+	defer stop()
 	start := time.Now()
 	publish(ctx)
 	res := phaseResult{pubTime: time.Since(start), acked: pub.acked.Load()}
@@ -359,7 +363,6 @@ func (sr *scenarioRun) phase(ctx context.Context, label string, s *hookdSet, pub
 	if e := pub.firstError(); e != "" && sr.firstPubErr == "" {
 		sr.firstPubErr = e
 	}
-	stop()
 	if err := ctx.Err(); err != nil {
 		sr.incomplete("%s: published %d events before the end", label, res.acked)
 		return res, err
@@ -367,17 +370,26 @@ func (sr *scenarioRun) phase(ctx context.Context, label string, s *hookdSet, pub
 	if perEvent == 0 {
 		return res, nil
 	}
+	want.Store(res.acked * int64(perEvent))
 	var err error
-	res.st, res.tot, err = sr.await(ctx, label, s, pub, names, res.acked*int64(perEvent))
+	res.st, res.tot, err = sr.account(ctx, label, s, names, want.Load())
 	return res, err
 }
 
 // await waits (showing progress) until the named endpoints got want unique
-// deliveries, and accounts for them. It returns an error if hookd exited or
-// ctx ended, with the stats at that moment.
-func (sr *scenarioRun) await(ctx context.Context, label string, s *hookdSet, pub *publisher, names []string, want int64) (*receiverStats, endpointStats, error) {
-	stop := sr.watch(ctx, label, s, pub, names, &want)
+// deliveries; see account.
+func (sr *scenarioRun) await(ctx context.Context, label string, s *hookdSet, names []string, want int64) (*receiverStats, endpointStats, error) {
+	var w atomic.Int64
+	w.Store(want)
+	stop := sr.watch(ctx, label, s, nil, names, &w)
 	defer stop()
+	return sr.account(ctx, label, s, names, want)
+}
+
+// account waits until the named endpoints got want unique deliveries and adds
+// them to the run's totals. It returns an error if hookd exited or ctx ended,
+// with the stats at that moment.
+func (sr *scenarioRun) account(ctx context.Context, label string, s *hookdSet, names []string, want int64) (*receiverStats, endpointStats, error) {
 	st, tot, err := sr.waitFor(ctx, s, names, want)
 	sr.expected += want
 	sr.delivered += tot.Unique
@@ -439,8 +451,9 @@ func sumOf(st *receiverStats, names []string) endpointStats {
 
 // watch prints a progress line every second until the returned func is
 // called: events published (if pub is not nil), deliveries to the named
-// endpoints (of *want, if not nil), their rates, and hookd's RSS.
-func (sr *scenarioRun) watch(ctx context.Context, label string, s *hookdSet, pub *publisher, names []string, want *int64) (stop func()) {
+// endpoints (of want, once it is not negative), their rates, and hookd's RSS
+// (of all its processes).
+func (sr *scenarioRun) watch(ctx context.Context, label string, s *hookdSet, pub *publisher, names []string, want *atomic.Int64) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -459,7 +472,11 @@ func (sr *scenarioRun) watch(ctx context.Context, label string, s *hookdSet, pub
 				line := fmt.Sprintf("%s/%s %3.0fs:", sr.name, label, now.Sub(start).Seconds())
 				if pub != nil {
 					n := pub.acked.Load()
-					line += fmt.Sprintf(" published %s (%s/s)", thousands(n), thousands(int64(float64(n-lastPub)/dt)))
+					if want.Load() < 0 {
+						line += fmt.Sprintf(" published %s (%s/s)", thousands(n), thousands(int64(float64(n-lastPub)/dt)))
+					} else {
+						line += fmt.Sprintf(" published %s,", thousands(n))
+					}
 					lastPub = n
 				}
 				sctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -468,8 +485,8 @@ func (sr *scenarioRun) watch(ctx context.Context, label string, s *hookdSet, pub
 				if err == nil {
 					d := st.sum(names).Unique
 					of := ""
-					if want != nil {
-						of = " of " + thousands(*want)
+					if w := want.Load(); w >= 0 {
+						of = " of " + thousands(w)
 					}
 					rate := ""
 					if lastDel >= 0 {
@@ -761,7 +778,7 @@ func (sr *scenarioRun) backlogPass(ctx context.Context, label string, deliveries
 	if label == "backlog" {
 		prof = sr.profileCPU(ctx, s, estimate(int(pr.pending)))
 	}
-	_, tot, err := sr.await(ctx, label+"/drain", s, nil, names, pr.pending)
+	_, tot, err := sr.await(ctx, label+"/drain", s, names, pr.pending)
 	if prof != nil {
 		prof()
 	}
