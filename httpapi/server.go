@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookd/hookd"
@@ -232,10 +234,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 }
 
 func decodeJSON(body []byte, dst any) error {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return hookd.Errorf(hookd.EINVALIDJSON, "the body is empty; a JSON object is required")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
 	if err == nil && dec.More() {
@@ -250,6 +252,9 @@ func decodeJSON(body []byte, dst any) error {
 	switch {
 	case err == nil:
 		// encoding/json matches keys without regard to case; the API does not.
+		if !mayFoldCase(body, reflect.TypeOf(dst)) {
+			return nil
+		}
 		if field := unknownField(body, reflect.TypeOf(dst), ""); field != "" {
 			return hookd.FieldError(field, "is not a known field")
 		}
@@ -269,6 +274,73 @@ func decodeJSON(body []byte, dst any) error {
 	default:
 		return hookd.Errorf(hookd.EINVALIDJSON, "the body is not valid JSON: %v", err)
 	}
+}
+
+// fieldNames caches, per type, the JSON names of its struct fields, nested
+// ones included (see mayFoldCase).
+var fieldNames sync.Map // reflect.Type → []string
+
+func jsonNames(t reflect.Type) []string {
+	if v, ok := fieldNames.Load(t); ok {
+		return v.([]string)
+	}
+	seen := map[reflect.Type]bool{}
+	var names []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			names = append(names, name)
+			walk(f.Type)
+		}
+	}
+	walk(t)
+	fieldNames.Store(t, names)
+	return names
+}
+
+// mayFoldCase reports whether body might hold a key that encoding/json matched
+// to one of t's fields without regard to case: a quoted string equal to a field
+// name in ASCII case-insensitive comparison but not byte for byte, or anything
+// it cannot judge that cheaply (non-ASCII bytes, escapes). When it reports
+// false, no key was folded; when true, unknownField decides.
+func mayFoldCase(body []byte, t reflect.Type) bool {
+	lower := make([]byte, len(body))
+	for i, c := range body {
+		switch {
+		case c >= 0x80 || c == '\\':
+			return true
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	for _, name := range jsonNames(t) {
+		want := `"` + name + `"`
+		needle := []byte(strings.ToLower(want))
+		for off := 0; ; {
+			i := bytes.Index(lower[off:], needle)
+			if i < 0 {
+				break
+			}
+			if string(body[off+i:off+i+len(want)]) != want {
+				return true
+			}
+			off += i + len(needle)
+		}
+	}
+	return false
 }
 
 // unknownField returns the full path (such as "retry.max") of the first field in
@@ -307,8 +379,8 @@ func unknownField(body []byte, t reflect.Type, path string) string {
 			}
 		}
 	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Uint8 { // json.RawMessage
-			return ""
+		if t.Elem().Kind() == reflect.Uint8 || t.Elem() == reflect.TypeFor[json.RawMessage]() {
+			return "" // json.RawMessage, or a list of them: checked by whoever decodes them
 		}
 		var items []json.RawMessage
 		if json.Unmarshal(body, &items) != nil {

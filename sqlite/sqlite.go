@@ -189,7 +189,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return "file:" + url.PathEscape(cfg.Path) + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 			"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)" + extra
 	}
-	w, err := sql.Open("sqlite", dsn(""))
+	// The writer's page cache holds what a large group commit (a batch of
+	// events fanned out to many endpoints) dirties, so that it does not spill
+	// pages to the WAL before the commit: 32 MiB at most, used only as needed.
+	w, err := sql.Open("sqlite", dsn("&_pragma=cache_size(-32768)"))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
