@@ -106,44 +106,59 @@ func Placeholders(n int, dollar bool, from int) string {
 // new endpoint and returns it with its sequence number. A row that cannot be
 // decoded is a *DecodeError (with the sequence number set).
 func ScanEndpoint(s Scanner, sealer Sealer, extra ...any) (*hookd.Endpoint, int64, error) {
-	var (
-		e                         hookd.Endpoint
-		seq                       int64
-		events, headers           string
-		retryInitial, retryMax    int64
-		secret, prev              []byte
-		prevExp, created, updated int64
-		failing                   int64
-	)
-	dest := append(extra, &seq, &e.ID, &e.OrgID, &e.URL, &events, &e.Description, &e.Enabled, &e.DisabledReason,
-		&headers, &e.SignatureScheme, &e.SignatureHeader, &e.Payload, &e.Retry.MaxAttempts, &retryInitial,
-		&retryMax, &e.RateLimit, &e.MaxInFlight, &e.Ordering, &secret, &prev, &prevExp, &created, &updated, &failing)
-	if err := s.Scan(dest...); err != nil {
+	var r endpointRow
+	if err := s.Scan(r.dest(extra)...); err != nil {
 		return nil, 0, err
 	}
-	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
-		return nil, seq, &DecodeError{fmt.Errorf("decode endpoint events: %w", err)}
+	e, err := r.decode(sealer)
+	return e, r.seq, err
+}
+
+// endpointRow holds EndpointColumns as scanned, before decoding.
+type endpointRow struct {
+	e                         hookd.Endpoint
+	seq                       int64
+	events, headers           string
+	retryInitial, retryMax    int64
+	secret, prev              []byte
+	prevExp, created, updated int64
+	failing                   int64
+}
+
+// dest returns the scan destinations: extra, then EndpointColumns.
+func (r *endpointRow) dest(extra []any) []any {
+	e := &r.e
+	return append(extra, &r.seq, &e.ID, &e.OrgID, &e.URL, &r.events, &e.Description, &e.Enabled, &e.DisabledReason,
+		&r.headers, &e.SignatureScheme, &e.SignatureHeader, &e.Payload, &e.Retry.MaxAttempts, &r.retryInitial,
+		&r.retryMax, &e.RateLimit, &e.MaxInFlight, &e.Ordering, &r.secret, &r.prev, &r.prevExp, &r.created, &r.updated, &r.failing)
+}
+
+// decode decodes the JSON columns and opens the secrets.
+func (r *endpointRow) decode(sealer Sealer) (*hookd.Endpoint, error) {
+	e := r.e
+	if err := json.Unmarshal([]byte(r.events), &e.Events); err != nil {
+		return nil, &DecodeError{fmt.Errorf("decode endpoint events: %w", err)}
 	}
-	if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
-		return nil, seq, &DecodeError{fmt.Errorf("decode endpoint headers: %w", err)}
+	if err := json.Unmarshal([]byte(r.headers), &e.Headers); err != nil {
+		return nil, &DecodeError{fmt.Errorf("decode endpoint headers: %w", err)}
 	}
-	e.Retry.InitialInterval = time.Duration(retryInitial) * time.Microsecond
-	e.Retry.MaxInterval = time.Duration(retryMax) * time.Microsecond
-	plain, err := sealer.Open(secret)
+	e.Retry.InitialInterval = time.Duration(r.retryInitial) * time.Microsecond
+	e.Retry.MaxInterval = time.Duration(r.retryMax) * time.Microsecond
+	plain, err := sealer.Open(r.secret)
 	if err != nil {
-		return nil, seq, &DecodeError{fmt.Errorf("open endpoint secret: %w", err)}
+		return nil, &DecodeError{fmt.Errorf("open endpoint secret: %w", err)}
 	}
 	e.Secret = string(plain)
-	if len(prev) > 0 {
-		plain, err := sealer.Open(prev)
+	if len(r.prev) > 0 {
+		plain, err := sealer.Open(r.prev)
 		if err != nil {
-			return nil, seq, &DecodeError{fmt.Errorf("open endpoint previous secret: %w", err)}
+			return nil, &DecodeError{fmt.Errorf("open endpoint previous secret: %w", err)}
 		}
 		e.PreviousSecret = string(plain)
 	}
-	e.PreviousSecretExpires, e.CreatedAt, e.UpdatedAt = FromUS(prevExp), FromUS(created), FromUS(updated)
-	e.FailingSince = FromUS(failing)
-	return &e, seq, nil
+	e.PreviousSecretExpires, e.CreatedAt, e.UpdatedAt = FromUS(r.prevExp), FromUS(r.created), FromUS(r.updated)
+	e.FailingSince = FromUS(r.failing)
+	return &e, nil
 }
 
 // EndpointValues returns the values of EndpointSetColumns for e, with its secrets sealed.
@@ -295,6 +310,13 @@ func ClaimColumns(seq string) string {
 // delivery's sequence number. A row whose endpoint cannot be decoded is a
 // *DecodeError, with the sequence number set.
 func ScanClaim(s Scanner, sealer Sealer, lease string) (*hookd.Claim, int64, error) {
+	return scanClaim(s, sealer, lease, nil)
+}
+
+// scanClaim is ScanClaim with the endpoints already decoded by the same query
+// in seen (by id; nil for none): rows of one query show each endpoint alike,
+// so its columns are decoded, and its secrets opened, once per claim.
+func scanClaim(s Scanner, sealer Sealer, lease string, seen map[string]*hookd.Endpoint) (*hookd.Claim, int64, error) {
 	var (
 		c                      hookd.Claim
 		d                      = &c.Delivery
@@ -302,15 +324,25 @@ func ScanClaim(s Scanner, sealer Sealer, lease string) (*hookd.Claim, int64, err
 		next, created, updated int64
 		data                   []byte
 		evCreated              int64
+		r                      endpointRow
 	)
-	e, _, err := ScanEndpoint(s, sealer, &seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status,
+	if err := s.Scan(r.dest([]any{&seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status,
 		&d.Attempts, &d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &d.InFlight,
-		&data, &evCreated)
-	if err != nil {
+		&data, &evCreated})...); err != nil {
 		return nil, seq, err
 	}
+	e, ok := seen[r.e.ID]
+	if !ok {
+		var err error
+		if e, err = r.decode(sealer); err != nil {
+			return nil, seq, err
+		}
+		if seen != nil {
+			seen[r.e.ID] = e
+		}
+	}
 	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = NextAttempt(next), FromUS(created), FromUS(updated)
-	c.Endpoint = *e
+	c.Endpoint = *e // shares the decoded Events and Headers, which no one changes
 	c.Event = hookd.Event{ID: d.EventID, OrgID: d.OrgID, Type: d.EventType, Data: data, CreatedAt: FromUS(evCreated)}
 	c.Lease = lease
 	return &c, seq, nil
@@ -441,8 +473,9 @@ type ScannerRows interface {
 // given lease; rows that cannot be decoded are returned in broken instead. The
 // caller closes rows.
 func CollectClaims(rows ScannerRows, sealer Sealer, lease string) (claims []*hookd.Claim, broken []BrokenClaim, err error) {
+	seen := map[string]*hookd.Endpoint{}
 	for rows.Next() {
-		c, seq, err := ScanClaim(rows, sealer, lease)
+		c, seq, err := scanClaim(rows, sealer, lease, seen)
 		var de *DecodeError
 		switch {
 		case errors.As(err, &de):
