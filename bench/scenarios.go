@@ -538,6 +538,12 @@ func (sr *scenarioRun) steady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, err := sr.warmUp(ctx, s, org, names, 1, sr.cfg.Rate, sr.cfg.Duration); err != nil {
+		return err
+	}
+	if err := sr.reset(ctx); err != nil {
+		return err
+	}
 	pub := newPublisher(org, sr.cfg.PayloadBytes)
 	prof := sr.profileCPU(ctx, s, sr.cfg.Duration)
 	res, err := sr.phase(ctx, "publish", s, pub, names, 1, func(ctx context.Context) { pub.paced(ctx, sr.cfg.Rate, sr.cfg.Duration) })
@@ -551,6 +557,15 @@ func (sr *scenarioRun) steady(ctx context.Context) error {
 		sr.vsRaw(res.tot.rate(), nil)
 	}
 	return err
+}
+
+// warmUp publishes single events at rate for a second (at most d) and, if
+// perEvent > 0, waits for their deliveries, so that what follows is measured
+// on open connections and a warm hookd. It returns the events acknowledged.
+func (sr *scenarioRun) warmUp(ctx context.Context, s *hookdSet, org *api, names []string, perEvent, rate int, d time.Duration) (int64, error) {
+	pub := newPublisher(org, sr.cfg.PayloadBytes)
+	res, err := sr.phase(ctx, "warm-up", s, pub, names, perEvent, func(ctx context.Context) { pub.paced(ctx, rate, min(d, time.Second)) })
+	return res.acked, err
 }
 
 // burst publishes as fast as hookd acknowledges: single events, then batches.
@@ -719,8 +734,8 @@ type passResult struct {
 	p99Empty, p99Full       float64 // ms
 }
 
-// backlogPass runs one pass of backlog on a fresh hookd: latency probe,
-// filling with deliveries pending deliveries (hookd of role api), probe
+// backlogPass runs one pass of backlog on a fresh hookd: warm-up, latency
+// probe, filling with deliveries pending deliveries (hookd of role api), probe
 // again, then restart with role all and drain.
 func (sr *scenarioRun) backlogPass(ctx context.Context, label string, deliveries int) (passResult, error) {
 	var pr passResult
@@ -735,7 +750,7 @@ func (sr *scenarioRun) backlogPass(ctx context.Context, label string, deliveries
 	if err != nil {
 		return pr, err
 	}
-	names, err := sr.addEndpoints(ctx, org, "ok", label[:1], backlogEndpoints)
+	names, err := sr.addEndpoints(ctx, org, "ok", label, backlogEndpoints)
 	if err != nil {
 		return pr, err
 	}
@@ -743,6 +758,10 @@ func (sr *scenarioRun) backlogPass(ctx context.Context, label string, deliveries
 		pub := newPublisher(org, sr.cfg.PayloadBytes)
 		_, err := sr.phase(ctx, label+"/"+phase, s, pub, names, 0, func(ctx context.Context) { pub.paced(ctx, 1000, sr.cfg.BacklogProbe) })
 		return pub, err
+	}
+	warm, err := sr.warmUp(ctx, s, org, names, 0, 1000, sr.cfg.BacklogProbe)
+	if err != nil {
+		return pr, err
 	}
 	empty, err := probe("probe-empty")
 	if err != nil {
@@ -757,7 +776,7 @@ func (sr *scenarioRun) backlogPass(ctx context.Context, label string, deliveries
 	if err != nil {
 		return pr, err
 	}
-	pr.pendingAtProbe = (empty.acked.Load() + fill.acked.Load()) * backlogEndpoints
+	pr.pendingAtProbe = (warm + empty.acked.Load() + fill.acked.Load()) * backlogEndpoints
 	full, err := probe("probe-full")
 	if err != nil {
 		return pr, err
