@@ -10,3 +10,7 @@ import (
 func setParentDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
+
+// flushDisks writes dirty pages to disk (sync(2)), so that a measurement is
+// not slowed by the writeback of an earlier one's files.
+func flushDisks() { syscall.Sync() }

@@ -6,3 +6,6 @@ import "os/exec"
 
 // setParentDeathSignal does nothing outside Linux.
 func setParentDeathSignal(*exec.Cmd) {}
+
+// flushDisks does nothing outside Linux.
+func flushDisks() {}

@@ -56,6 +56,7 @@ func (r *runner) runScenario(ctx context.Context, dir, name string, n int) RunRe
 	sr := &scenarioRun{r: r, cfg: &r.cfg, name: name, n: n, id: fmt.Sprintf("s%d", r.seq), dir: dir}
 	sr.run.Started = time.Now().UTC()
 	r.logf("%s: run %d of %d", name, n, r.cfg.Runs)
+	flushDisks() // the previous run's writes
 	fn := map[string]func(context.Context) error{
 		Steady: sr.steady, Burst: sr.burst, Fanout: sr.fanout, Backlog: sr.backlog, BadReceiver: sr.badReceiver,
 	}[name]
@@ -755,6 +756,7 @@ func (sr *scenarioRun) backlogPass(ctx context.Context, label string, deliveries
 		return pr, err
 	}
 	probe := func(phase string) (*publisher, error) {
+		flushDisks()
 		pub := newPublisher(org, sr.cfg.PayloadBytes)
 		_, err := sr.phase(ctx, label+"/"+phase, s, pub, names, 0, func(ctx context.Context) { pub.paced(ctx, 1000, sr.cfg.BacklogProbe) })
 		return pub, err
@@ -790,6 +792,7 @@ func (sr *scenarioRun) backlogPass(ctx context.Context, label string, deliveries
 	if err := sr.reset(ctx); err != nil {
 		return pr, err
 	}
+	flushDisks()
 	if err := s.start(ctx, "all"); err != nil {
 		return pr, err
 	}
