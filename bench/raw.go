@@ -28,6 +28,11 @@ const rawEndpoint = "raw"
 // answered requests per second.
 func measureRaw(ctx context.Context, receiverURL, secret string, payloadBytes, conc int, d time.Duration) (float64, error) {
 	client := netguard.Policy{AllowHTTP: true, AllowPrivate: true}.Client()
+	if t, ok := client.Transport.(*http.Transport); ok {
+		// As hookd's engine does: keep every connection its attempts open.
+		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, conc)
+		t.MaxIdleConns = max(t.MaxIdleConns, conc)
+	}
 	defer client.CloseIdleConnections()
 	pad := padFor(payloadBytes)
 	org := ids.New("org")

@@ -157,6 +157,14 @@ func New(cfg Config) (*Engine, error) {
 		endpoints: map[string]*endpointState{},
 		loopDone:  make(chan struct{}),
 	}
+	if t, ok := e.client.Transport.(*http.Transport); ok {
+		// Every connection the engine opens can be kept: with fewer idle
+		// connections per host than attempts in flight, endpoints sharing a
+		// host (or one busy endpoint) would open and close connections all
+		// the time, each a TCP (and TLS) handshake and a socket in TIME_WAIT.
+		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, cfg.Concurrency)
+		t.MaxIdleConns = max(t.MaxIdleConns, cfg.Concurrency)
+	}
 	e.sendCtx, e.cancelSend = context.WithCancel(context.Background())
 	return e, nil
 }

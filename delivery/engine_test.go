@@ -104,6 +104,7 @@ type receiver struct {
 	n, cur, maxCur atomic.Int64
 	mu             sync.Mutex
 	times          []time.Time
+	peers          map[string]bool // client addresses seen: one per connection
 	done           chan struct{}
 	want           int64
 }
@@ -119,6 +120,10 @@ func newReceiver(tb testing.TB, delay time.Duration, want int) *receiver {
 		r.cur.Add(-1)
 		r.mu.Lock()
 		r.times = append(r.times, time.Now())
+		if r.peers == nil {
+			r.peers = map[string]bool{}
+		}
+		r.peers[req.RemoteAddr] = true
 		r.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 		if r.n.Add(1) == r.want {
@@ -262,4 +267,26 @@ func BenchmarkPublish(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestEngineReusesConnections: endpoints on one host with more attempts in
+// flight than the transport's default idle pool keeps do not open a connection
+// per attempt: new connections stay within the attempts in flight at once.
+func TestEngineReusesConnections(t *testing.T) {
+	t.Parallel()
+	db, org := setup(t)
+	const endpoints, perEndpoint, events = 4, 32, 200 // 128 at once, past the default 64 idle per host
+	r := newReceiver(t, 5*time.Millisecond, endpoints*events)
+	for range endpoints {
+		addEndpoint(t, db, org, r.URL, func(e *hookd.Endpoint) { e.MaxInFlight = perEndpoint })
+	}
+	publish(t, db, org, events)
+	startEngine(t, db, func(c *delivery.Config) { c.Concurrency = 256 })
+	r.wait(t, time.Minute)
+	r.mu.Lock()
+	n := len(r.peers) // one client port per connection
+	r.mu.Unlock()
+	if n > endpoints*perEndpoint {
+		t.Errorf("%d deliveries opened %d connections, want at most %d (the attempts in flight at once)", endpoints*events, n, endpoints*perEndpoint)
+	}
 }

@@ -147,7 +147,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 	now := us(p.Now)
 	var leased []int64
 	js, _ := json.Marshal(seqs)
-	err = db.write(ctx, func(tx wtx) error {
+	err = db.writeRelaxed(ctx, func(tx wtx) error {
 		leased = leased[:0]
 		rows, err := tx.Query(`UPDATE deliveries SET lease = ?, lease_until = ?
 			WHERE seq IN (SELECT value FROM json_each(?)) AND status = 'pending' AND next_attempt_at <= ?
@@ -306,7 +306,7 @@ func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*ho
 
 // setAside ends the leases of broken claims, recording why, due again in a minute.
 func (db *DB) setAside(ctx context.Context, broken []sqlrow.BrokenClaim, lease string, now time.Time) error {
-	return db.write(ctx, func(tx wtx) error {
+	return db.writeRelaxed(ctx, func(tx wtx) error {
 		for _, b := range broken {
 			if _, err := tx.Exec(`UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?,
 				last_error = ?, updated_at = ? WHERE seq = ? AND lease = ?`,
@@ -336,7 +336,7 @@ func insertAttempt(tx wtx, a *hookd.Attempt, seq int64, orgID string) error {
 
 // CompleteDeliveries implements hookd.Store.
 func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) error {
-	err := db.write(ctx, func(tx wtx) error {
+	err := db.writeRelaxed(ctx, func(tx wtx) error {
 		p := newPublisher(tx)
 		for i := range outcomes {
 			o := &outcomes[i]
@@ -482,7 +482,7 @@ func disableEndpoint(tx wtx, p *publisher, o *hookd.Outcome, now int64) error {
 
 // ReleaseDeliveries implements hookd.Store.
 func (db *DB) ReleaseDeliveries(ctx context.Context, releases []hookd.Release) error {
-	err := db.write(ctx, func(tx wtx) error {
+	err := db.writeRelaxed(ctx, func(tx wtx) error {
 		for _, r := range releases {
 			if _, err := tx.Exec(`UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?
 				WHERE id = ? AND lease = ?`, us(r.NextAttemptAt), r.DeliveryID, r.Lease); err != nil {

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/pressly/goose/v3"
@@ -72,6 +73,10 @@ type DB struct {
 	// whenever a write fails.
 	health map[string]endpointHealth
 
+	// syncFull is whether the writer connection runs with synchronous=FULL
+	// (else NORMAL); used only by the writer goroutine.
+	syncFull bool
+
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
 	ops    chan writeOp
@@ -81,6 +86,11 @@ type DB struct {
 type writeOp struct {
 	fn   func(tx wtx) error
 	done chan error
+	// relaxed marks a write whose loss in a power failure costs nothing but a
+	// repeated attempt (leases, attempt outcomes): a batch of only such writes
+	// commits without fsync; it becomes durable with the next batch that
+	// fsyncs. A crash of the process loses none of it (the WAL is written).
+	relaxed bool
 }
 
 // wtx is the writer's open transaction. Its Exec, Query and QueryRow run
@@ -221,7 +231,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
-	db := &DB{cfg: cfg, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, rstmts: map[string]*sql.Stmt{}, subs: map[string][]subscriber{}, quotas: map[string]hookd.Organization{}, health: map[string]endpointHealth{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	db := &DB{cfg: cfg, syncFull: true, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, rstmts: map[string]*sql.Stmt{}, subs: map[string][]subscriber{}, quotas: map[string]hookd.Organization{}, health: map[string]endpointHealth{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
 	if _, err := wc.ExecContext(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL
 		WHERE status = 'pending' AND lease IS NOT NULL`); err != nil {
 		w.Close()
@@ -333,7 +343,16 @@ func (db *DB) Ping(ctx context.Context) error {
 // returns once that transaction is committed (nil) or fn's changes are rolled back
 // (fn's error, or the commit's). fn must not block on anything but the database.
 func (db *DB) write(ctx context.Context, fn func(tx wtx) error) error {
-	op := writeOp{fn: fn, done: make(chan error, 1)}
+	return db.submit(ctx, writeOp{fn: fn, done: make(chan error, 1)})
+}
+
+// writeRelaxed is write for writes whose loss in a power failure only makes a
+// delivery be attempted again (see writeOp.relaxed).
+func (db *DB) writeRelaxed(ctx context.Context, fn func(tx wtx) error) error {
+	return db.submit(ctx, writeOp{fn: fn, done: make(chan error, 1), relaxed: true})
+}
+
+func (db *DB) submit(ctx context.Context, op writeOp) error {
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
@@ -390,6 +409,18 @@ func (db *DB) runBatch(batch []writeOp) {
 		}
 	}
 	tx := wtx{db: db}
+	full := slices.ContainsFunc(batch, func(op writeOp) bool { return !op.relaxed })
+	if full != db.syncFull {
+		mode := "NORMAL"
+		if full {
+			mode = "FULL"
+		}
+		if _, err := tx.Exec("PRAGMA synchronous = " + mode); err != nil {
+			finish(fmt.Errorf("set synchronous: %w", err))
+			return
+		}
+		db.syncFull = full
+	}
 	abort := func(what string, err error) {
 		db.forget()
 		if _, rbErr := tx.Exec("ROLLBACK"); rbErr != nil {
