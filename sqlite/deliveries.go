@@ -17,12 +17,20 @@ import (
 
 const deliveryColumns = sqlrow.DeliveryColumns
 
-var scanDelivery = sqlrow.ScanDelivery
+// scanDelivery reads DeliveryColumns, with whether the delivery is leased
+// (claimed and not yet recorded or released) from memory.
+func (db *DB) scanDelivery(s sqlrow.Scanner) (*hookd.Delivery, int64, error) {
+	d, seq, err := sqlrow.ScanDelivery(s)
+	if err == nil {
+		d.InFlight = db.leases.has(seq)
+	}
+	return d, seq, err
+}
 
 // Delivery implements hookd.Store.
 func (db *DB) Delivery(ctx context.Context, orgID, id string) (*hookd.Delivery, []*hookd.Attempt, error) {
 	where, args := orgClause("d.org_id", orgID, []any{id})
-	d, seq, err := scanDelivery(db.r.QueryRowContext(ctx, `SELECT `+deliveryColumns+`
+	d, seq, err := db.scanDelivery(db.r.QueryRowContext(ctx, `SELECT `+deliveryColumns+`
 		FROM deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE d.id = ?`+where, args...))
 	if err != nil {
 		return nil, nil, fmt.Errorf("get delivery: %w", notFoundIf(err, "delivery", id))
@@ -73,7 +81,7 @@ func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*ho
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", err)
 	}
-	out, next, err := collectPage(rows, limit, func(r *sql.Rows) (*hookd.Delivery, int64, error) { return scanDelivery(r) }, nil)
+	out, next, err := collectPage(rows, limit, func(r *sql.Rows) (*hookd.Delivery, int64, error) { return db.scanDelivery(r) }, nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", err)
 	}
@@ -84,11 +92,11 @@ func (db *DB) ListDeliveries(ctx context.Context, f hookd.DeliveryFilter) ([]*ho
 func (db *DB) RetryDelivery(ctx context.Context, orgID, id string, now time.Time) (*hookd.Delivery, error) {
 	err := db.write(ctx, func(tx wtx) error {
 		where, args := orgClause("org_id", orgID, []any{id})
-		var leaseUntil sql.NullInt64
-		if err := tx.QueryRow(`SELECT lease_until FROM deliveries WHERE id = ?`+where, args...).Scan(&leaseUntil); err != nil {
+		var one int
+		if err := tx.QueryRow(`SELECT 1 FROM deliveries WHERE id = ?`+where, args...).Scan(&one); err != nil {
 			return notFoundIf(err, "delivery", id)
 		}
-		if leaseUntil.Valid && leaseUntil.Int64 > us(now) {
+		if db.leases.leasedID(id, us(now)) {
 			return hookd.Errorf(hookd.ECONFLICT, "delivery %q is being attempted right now; retry it once the attempt is over", id)
 		}
 		_, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = `+dueOrParked+`,
@@ -136,46 +144,23 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 }
 
 // ClaimDeliveries implements hookd.Store. It chooses on a reader connection, so that
-// walking the queue never holds up writes; leases in the writer only what is still
-// unleased; and loads the claims on a reader again.
+// walking the queue never holds up writes; leases in memory (see leases) what no
+// live lease holds; and loads the claims on a reader again, keeping only those
+// still pending, due and on an enabled endpoint.
 func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
-	seqs, err := db.chooseDue(ctx, p)
-	if err != nil || len(seqs) == 0 {
+	chosen, err := db.chooseDue(ctx, p)
+	if err != nil || len(chosen) == 0 {
 		return nil, err
 	}
 	lease := ids.New("lease")
 	now := us(p.Now)
-	var leased []int64
-	js, _ := json.Marshal(seqs)
-	err = db.writeRelaxed(ctx, func(tx wtx) error {
-		leased = leased[:0]
-		rows, err := tx.Query(`UPDATE deliveries SET lease = ?, lease_until = ?
-			WHERE seq IN (SELECT value FROM json_each(?)) AND status = 'pending' AND next_attempt_at <= ?
-			  AND (lease_until IS NULL OR lease_until <= ?)
-			  AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled = 1)
-			RETURNING seq`, lease, us(p.Now.Add(p.Lease)), string(js), now, now)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var seq int64
-			if err := rows.Scan(&seq); err != nil {
-				return err
-			}
-			leased = append(leased, seq)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
+	leased := db.leases.take(chosen, lease, us(p.Now.Add(p.Lease)), now)
 	if len(leased) == 0 {
 		return nil, nil
 	}
-	claims, broken, err := db.loadClaims(ctx, leased, lease)
+	claims, broken, err := db.loadClaims(ctx, leased, lease, now)
 	if err != nil {
-		// Leased but not loaded: the leases expire and the deliveries run later.
+		db.leases.endSeqs(leased, lease)
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	if len(broken) > 0 {
@@ -186,18 +171,25 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 	return claims, nil
 }
 
+// chosenDelivery is a delivery chooseDue picked.
+type chosenDelivery struct {
+	seq      int64
+	endpoint string
+}
+
 // chooseDue picks the deliveries to claim, endpoint by endpoint: it lists the
 // enabled endpoints with pending work (a loose scan of the pending index, so its
 // cost grows with those endpoints, not with their backlogs), takes the ones with
 // something due and free capacity (cap less live leases), oldest due first, and
 // from each at most its free capacity of due, unleased deliveries (for a FIFO
 // endpoint, its head only).
-func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, error) {
+func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDelivery, error) {
 	exclude, err := json.Marshal(p.Exclude)
 	if err != nil || p.Exclude == nil {
 		exclude = []byte("[]")
 	}
 	now := us(p.Now)
+	live := db.leases.live(now)
 	const noCap = int64(1) << 40
 	rows, err := db.rquery(ctx, `
 		WITH RECURSIVE eps(id) AS (
@@ -211,27 +203,26 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 		            WHEN e.max_in_flight > 0 THEN e.max_in_flight
 		            WHEN ? > 0 THEN ?
 		            ELSE ? END,
-		       (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = e.id AND l.lease IS NOT NULL AND l.lease_until > ?),
-		       (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending'
-		        AND (d.lease_until IS NULL OR d.lease_until <= ?))
+		       (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending')
 		FROM eps JOIN endpoints e ON e.id = eps.id
 		WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?))`,
-		p.MaxInFlight, p.MaxInFlight, noCap, now, now, string(exclude))
+		p.MaxInFlight, p.MaxInFlight, noCap, string(exclude))
 	if err != nil {
 		return nil, fmt.Errorf("choose due endpoints: %w", err)
 	}
 	type candidate struct {
-		id   string
-		fifo bool
-		free int64
-		due  int64
+		id     string
+		fifo   bool
+		free   int64
+		leased int64
+		due    int64
 	}
 	var cands []candidate
 	for rows.Next() {
 		var c candidate
-		var limit, leased int64
+		var limit int64
 		var due sql.NullInt64
-		if err := rows.Scan(&c.id, &c.fifo, &limit, &leased, &due); err != nil {
+		if err := rows.Scan(&c.id, &c.fifo, &limit, &due); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("choose due endpoints: %w", err)
 		}
@@ -241,7 +232,8 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 		if p.PerEndpoint > 0 {
 			limit = min(limit, int64(p.PerEndpoint))
 		}
-		c.free, c.due = limit-leased, due.Int64
+		c.leased = live[c.id]
+		c.free, c.due = limit-c.leased, due.Int64
 		if c.free > 0 && due.Valid && c.due <= now {
 			cands = append(cands, c)
 		}
@@ -252,70 +244,98 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]int64, erro
 	}
 	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(a.due, b.due) })
 
-	var seqs []int64
+	var out []chosenDelivery
 	for _, c := range cands {
-		if len(seqs) >= p.Limit {
+		if len(out) >= p.Limit {
 			break
 		}
+		want := min(c.free, int64(p.Limit-len(out)))
+		// The leased deliveries are among the due ones: read past them.
 		q := `SELECT seq FROM deliveries WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
-			AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at, seq LIMIT ?`
+			ORDER BY next_attempt_at, seq LIMIT ?`
 		if c.fifo {
 			q = `SELECT seq FROM deliveries WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = ? AND status = 'pending')
-				AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) LIMIT ?`
+				AND next_attempt_at <= ? LIMIT ?`
 		}
-		rows, err := db.rquery(ctx, q, c.id, now, now, min(c.free, int64(p.Limit-len(seqs))))
+		rows, err := db.rquery(ctx, q, c.id, now, want+c.leased)
 		if err != nil {
 			return nil, fmt.Errorf("choose due deliveries: %w", err)
 		}
-		for rows.Next() {
+		taken := int64(0)
+		for rows.Next() && taken < want {
 			var seq int64
 			if err := rows.Scan(&seq); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("choose due deliveries: %w", err)
 			}
-			seqs = append(seqs, seq)
+			if db.leases.leased(seq, now) {
+				continue
+			}
+			out = append(out, chosenDelivery{seq: seq, endpoint: c.id})
+			taken++
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("choose due deliveries: %w", err)
 		}
 	}
-	return seqs, nil
+	return out, nil
 }
 
-// loadClaims reads leased deliveries with their events and endpoints. A row whose
-// endpoint secret cannot be opened is returned in broken instead.
-func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
+// loadClaims reads leased deliveries with their events and endpoints, keeping
+// those still pending, due and on an enabled endpoint (and ending the other
+// leases). A row whose endpoint secret cannot be opened is returned in broken
+// instead.
+func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string, now int64) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
 	js, _ := json.Marshal(seqs)
 	rows, err := db.rquery(ctx, `SELECT `+sqlrow.ClaimColumns("rowid")+`
 		FROM deliveries d
 		JOIN events ev ON ev.seq = d.event_seq
 		JOIN endpoints e ON e.id = d.endpoint_id
-		WHERE d.seq IN (SELECT value FROM json_each(?)) AND d.lease = ?
-		ORDER BY d.next_attempt_at, d.seq`, string(js), lease)
+		WHERE d.seq IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_attempt_at <= ?
+		  AND e.enabled = 1
+		ORDER BY d.next_attempt_at, d.seq`, string(js), now)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load claims: %w", err)
 	}
 	defer rows.Close()
-	claims, broken, err := sqlrow.CollectClaims(rows, db.cfg.Sealer, lease)
+	claims, claimSeqs, broken, err := sqlrow.CollectClaimsSeq(rows, db.cfg.Sealer, lease)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load claims: %w", err)
 	}
+	found := make(map[int64]string, len(claims))
+	for i, c := range claims {
+		c.Delivery.InFlight = true
+		found[claimSeqs[i]] = c.Delivery.ID
+	}
+	keep := make(map[int64]bool, len(broken))
+	for _, b := range broken {
+		keep[b.Seq] = true // set aside under this lease
+	}
+	db.leases.loaded(seqs, found, keep, lease)
 	return claims, broken, nil
 }
 
 // setAside ends the leases of broken claims, recording why, due again in a minute.
 func (db *DB) setAside(ctx context.Context, broken []sqlrow.BrokenClaim, lease string, now time.Time) error {
-	return db.writeRelaxed(ctx, func(tx wtx) error {
-		for _, b := range broken {
-			if _, err := tx.Exec(`UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?,
-				last_error = ?, updated_at = ? WHERE seq = ? AND lease = ?`,
-				us(now.Add(time.Minute)), "cannot attempt: "+b.Err, us(now), b.Seq, lease); err != nil {
+	seqs := make([]int64, len(broken))
+	err := db.writeRelaxed(ctx, func(tx wtx) error {
+		for i, b := range broken {
+			seqs[i] = b.Seq
+			if !db.leases.holdsSeq(b.Seq, lease) {
+				continue
+			}
+			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ?, last_error = ?, updated_at = ? WHERE seq = ?`,
+				us(now.Add(time.Minute)), "cannot attempt: "+b.Err, us(now), b.Seq); err != nil {
 				return fmt.Errorf("set aside delivery: %w", err)
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		db.leases.endSeqs(seqs, lease)
+	}
+	return err
 }
 
 // insertAttempt records attempt a of the delivery with the given seq and
@@ -342,12 +362,15 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 			o := &outcomes[i]
 			o.Attempt.DeliveryID = o.DeliveryID
 			now := us(o.Attempt.CreatedAt)
-			var seq int64
 			var orgID, endpointID string
-			err := tx.QueryRow(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
-				next_attempt_at = ?, lease = NULL, lease_until = NULL, last_status_code = ?, last_error = ?, updated_at = ?
-				WHERE id = ? AND lease = ? RETURNING seq, org_id, endpoint_id`,
-				o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, o.DeliveryID, o.Lease).Scan(&seq, &orgID, &endpointID)
+			seq, held := db.leases.holds(o.DeliveryID, o.Lease)
+			err := sql.ErrNoRows
+			if held {
+				err = tx.QueryRow(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
+					next_attempt_at = ?, last_status_code = ?, last_error = ?, updated_at = ?
+					WHERE seq = ? RETURNING org_id, endpoint_id`,
+					o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, seq).Scan(&orgID, &endpointID)
+			}
 			if err == sql.ErrNoRows {
 				// Lease lost (another claim owns the delivery now) or the delivery
 				// is gone with its endpoint: the attempt was made all the same, so
@@ -398,6 +421,11 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 	if err != nil {
 		return fmt.Errorf("complete deliveries: %w", err)
 	}
+	ids := make([]string, len(outcomes))
+	for i, o := range outcomes {
+		ids[i] = o.DeliveryID
+	}
+	db.leases.end(ids, func(i int) string { return outcomes[i].Lease })
 	return nil
 }
 
@@ -484,8 +512,11 @@ func disableEndpoint(tx wtx, p *publisher, o *hookd.Outcome, now int64) error {
 func (db *DB) ReleaseDeliveries(ctx context.Context, releases []hookd.Release) error {
 	err := db.writeRelaxed(ctx, func(tx wtx) error {
 		for _, r := range releases {
-			if _, err := tx.Exec(`UPDATE deliveries SET lease = NULL, lease_until = NULL, next_attempt_at = ?
-				WHERE id = ? AND lease = ?`, us(r.NextAttemptAt), r.DeliveryID, r.Lease); err != nil {
+			seq, held := db.leases.holds(r.DeliveryID, r.Lease)
+			if !held {
+				continue
+			}
+			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ? WHERE seq = ?`, us(r.NextAttemptAt), seq); err != nil {
 				return err
 			}
 		}
@@ -494,5 +525,10 @@ func (db *DB) ReleaseDeliveries(ctx context.Context, releases []hookd.Release) e
 	if err != nil {
 		return fmt.Errorf("release deliveries: %w", err)
 	}
+	ids := make([]string, len(releases))
+	for i, r := range releases {
+		ids[i] = r.DeliveryID
+	}
+	db.leases.end(ids, func(i int) string { return releases[i].Lease })
 	return nil
 }

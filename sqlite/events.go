@@ -204,7 +204,7 @@ func (db *DB) Event(ctx context.Context, orgID, id string) (*hookd.Event, []*hoo
 	defer rows.Close()
 	var ds []*hookd.Delivery
 	for rows.Next() {
-		d, _, err := scanDelivery(rows)
+		d, _, err := db.scanDelivery(rows)
 		if err != nil {
 			return nil, nil, fmt.Errorf("get event deliveries: %w", err)
 		}

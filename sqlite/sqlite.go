@@ -53,7 +53,8 @@ type DB struct {
 	wc  *sql.Conn // that connection
 	r   *sql.DB   // read-only pool
 
-	stmts map[string]*sql.Stmt // prepared on wc; used only by the writer goroutine
+	stmts  map[string]*sql.Stmt // prepared on wc; used only by the writer goroutine
+	leases *leases              // every lease: this process's own
 	// rstmts holds the hot read statements, prepared once on the reader pool
 	// (database/sql prepares each on a connection the first time it runs there).
 	rmu    sync.Mutex
@@ -231,7 +232,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
-	db := &DB{cfg: cfg, syncFull: true, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, rstmts: map[string]*sql.Stmt{}, subs: map[string][]subscriber{}, quotas: map[string]hookd.Organization{}, health: map[string]endpointHealth{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
+	db := &DB{cfg: cfg, syncFull: true, w: w, wc: wc, r: r, stmts: map[string]*sql.Stmt{}, rstmts: map[string]*sql.Stmt{}, leases: newLeases(), subs: map[string][]subscriber{}, quotas: map[string]hookd.Organization{}, health: map[string]endpointHealth{}, ops: make(chan writeOp, cfg.MaxBatch), done: make(chan struct{})}
 	if _, err := wc.ExecContext(ctx, `UPDATE deliveries SET lease = NULL, lease_until = NULL
 		WHERE status = 'pending' AND lease IS NOT NULL`); err != nil {
 		w.Close()

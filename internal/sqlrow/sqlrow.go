@@ -473,6 +473,13 @@ type ScannerRows interface {
 // given lease; rows that cannot be decoded are returned in broken instead. The
 // caller closes rows.
 func CollectClaims(rows ScannerRows, sealer Sealer, lease string) (claims []*hookd.Claim, broken []BrokenClaim, err error) {
+	claims, _, broken, err = CollectClaimsSeq(rows, sealer, lease)
+	return claims, broken, err
+}
+
+// CollectClaimsSeq is CollectClaims that also returns each claim's delivery
+// sequence number (seqs[i] is claims[i]'s).
+func CollectClaimsSeq(rows ScannerRows, sealer Sealer, lease string) (claims []*hookd.Claim, seqs []int64, broken []BrokenClaim, err error) {
 	seen := map[string]*hookd.Endpoint{}
 	for rows.Next() {
 		c, seq, err := scanClaim(rows, sealer, lease, seen)
@@ -482,12 +489,13 @@ func CollectClaims(rows ScannerRows, sealer Sealer, lease string) (claims []*hoo
 			broken = append(broken, BrokenClaim{Seq: seq, Err: de.Error()})
 			continue
 		case err != nil:
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		claims = append(claims, c)
+		seqs = append(seqs, seq)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return claims, broken, nil
+	return claims, seqs, broken, nil
 }
