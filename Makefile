@@ -21,7 +21,8 @@ build:
 run:
 	$(GO) run ./cmd/hookd serve --dev
 
-## bench: the engine and store benchmarks (quote medians: run with COUNT=10 and benchstat).
+## bench: the Go benchmarks of the hot paths (quote medians: run with COUNT=10 and benchstat).
+## The load tool is `hookd bench` (docs/performance.md).
 COUNT ?= 6
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./delivery ./sqlite
+	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./delivery ./sqlite ./postgres ./signature .
