@@ -68,6 +68,10 @@ type hub struct {
 	total    int64                 // requests received
 	distinct int                   // pairs received
 	changed  chan struct{}         // signalled at the start and end of every request
+	// check, if set (under mu, before the first request), vets every request
+	// and its body as it arrives; its errors are collected in rejected.
+	check    func(req *http.Request, body []byte) error
+	rejected []string
 }
 
 func newHub(t *testing.T, hold time.Duration) *hub {
@@ -75,11 +79,19 @@ func newHub(t *testing.T, hold time.Duration) *hub {
 	h := &hub{hold: hold, arrivals: map[pair][]arrival{}, inFlight: map[pair]int{}, held: map[int64]heldRequest{},
 		changed: make(chan struct{}, 1)}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		io.Copy(io.Discard, req.Body)
+		body, err := io.ReadAll(req.Body)
 		k := pair{req.URL.Path, req.Header.Get("webhook-id")}
 		_, p, _ := net.SplitHostPort(req.RemoteAddr)
 		port, _ := strconv.Atoi(p)
 		h.mu.Lock()
+		if h.check != nil {
+			if err == nil {
+				err = h.check(req, body)
+			}
+			if err != nil {
+				h.rejected = append(h.rejected, fmt.Sprintf("%s at %s: %v", k.id, k.path, err))
+			}
+		}
 		h.total++
 		n := h.total
 		h.arrivals[k] = append(h.arrivals[k], arrival{time.Now(), port})
