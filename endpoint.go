@@ -172,13 +172,15 @@ func (e *Endpoint) Validate() error {
 }
 
 // ValidateEventPattern checks an endpoint's event filter: "*", an event type, or an
-// event type prefix followed by ".*".
+// event type prefix followed by ".*". A pattern is at most MaxEventTypeLength
+// characters like a type, so that every valid pattern matches some valid type
+// ("p.*" needs room for "p.x").
 func ValidateEventPattern(p string) error {
 	if p == "*" {
 		return nil
 	}
-	if err := ValidateEventType(strings.TrimSuffix(p, ".*")); err != nil {
-		return Errorf(EINVALID, "pattern %q is invalid: use \"*\", an event type or \"prefix.*\"", p)
+	if len(p) > MaxEventTypeLength || ValidateEventType(strings.TrimSuffix(p, ".*")) != nil {
+		return Errorf(EINVALID, "pattern %q is invalid: use \"*\", an event type or \"prefix.*\", at most %d characters", p, MaxEventTypeLength)
 	}
 	return nil
 }
