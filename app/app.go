@@ -35,6 +35,10 @@ const (
 	RoleWorker = "worker" // deliver; serve only the health check
 )
 
+// DefaultKeyRateLimit is Config.KeyRateLimit's default, requests per second and
+// API key on the management API: Stripe's default per account.
+const DefaultKeyRateLimit = 100
+
 // Version is hookd's version, sent in User-Agent and reported by the health check.
 var Version = "0.1.0"
 
@@ -61,8 +65,42 @@ type Config struct {
 	AdminKey string
 	// Policy decides which webhook targets are allowed (SSRF protection).
 	Policy netguard.Policy
-	// MaxBodyBytes caps request bodies. Default 1 MiB.
+	// MaxBodyBytes caps request bodies: past it, 413 payload_too_large. Default
+	// 1 MiB (SPEC §1).
 	MaxBodyBytes int64
+	// MaxHeaderBytes caps a request's line and header fields: past it, 431
+	// header_too_large (JSON up to twice the limit; beyond, net/http's own plain
+	// 431 before the request is read any further). Default 64 KiB.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout bounds the time from a request's first byte (or a
+	// connection's accept) to the end of its header. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds the time to read a whole request, body included; a body
+	// that has not arrived by then answers 408 request_timeout. Default 60s.
+	// Must not be shorter than ReadHeaderTimeout.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the end of a request's header to the end
+	// of its answer: the body's arrival, the handler and the answer's writing.
+	// Past it the connection is closed, answered or not. It should exceed
+	// Engine.AttemptTimeout, which POST /api/webhooks/{id}/test waits for.
+	// Default ReadTimeout + the attempt timeout + 15s (90s with the defaults).
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. Default 120s: longer than the idle timeout of common load
+	// balancers (60s), so that they, not hookd, close idle connections.
+	IdleTimeout time.Duration
+	// KeyRateLimit is the requests per second each API key may sustain on the
+	// management routes other than publishing, in bursts of KeyRateBurst (default
+	// twice the rate). Past it: 429 rate_limited with Retry-After. Default 100;
+	// negative: unlimited. The buckets live in each instance: with several
+	// instances behind a load balancer a key may make up to that many times more.
+	KeyRateLimit float64
+	KeyRateBurst int
+	// PublishRateLimit and PublishRateBurst are the same per key for POST
+	// /api/events and /api/events/batch (a request each). Default (zero or
+	// negative): unlimited; monthly quotas bound publishing.
+	PublishRateLimit float64
+	PublishRateBurst int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed. Default none.
 	TrustedProxies []netip.Prefix
 	// Engine tunes the delivery engine; its Store, Policy, Now, Logger and UserAgent
@@ -123,6 +161,34 @@ func New(cfg Config) (*App, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = httpapi.DefaultMaxHeaderBytes
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 60 * time.Second
+	}
+	if cfg.ReadHeaderTimeout > cfg.ReadTimeout {
+		return nil, fmt.Errorf("app: ReadHeaderTimeout (%s) must not exceed ReadTimeout (%s), which covers the header too", cfg.ReadHeaderTimeout, cfg.ReadTimeout)
+	}
+	if cfg.WriteTimeout <= 0 {
+		attempt := cfg.Engine.AttemptTimeout
+		if attempt <= 0 {
+			attempt = 15 * time.Second // the engine's default
+		}
+		cfg.WriteTimeout = cfg.ReadTimeout + attempt + 15*time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	switch {
+	case cfg.KeyRateLimit == 0:
+		cfg.KeyRateLimit = DefaultKeyRateLimit
+	case cfg.KeyRateLimit < 0:
+		cfg.KeyRateLimit = 0 // unlimited
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
@@ -189,6 +255,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	api, err := httpapi.New(httpapi.Config{
 		Store: a.store, Engine: a.engine, Policy: a.cfg.Policy, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies,
+		MaxHeaderBytes: a.cfg.MaxHeaderBytes, KeyRate: a.cfg.KeyRateLimit, KeyBurst: a.cfg.KeyRateBurst,
+		PublishRate: a.cfg.PublishRateLimit, PublishBurst: a.cfg.PublishRateBurst,
 		Retry: a.cfg.Engine.Retry, Version: Version, Now: a.cfg.Now, Logger: a.cfg.Logger,
 		HealthOnly: a.cfg.Role == RoleWorker, // a worker answers only its health check
 	})
@@ -214,11 +282,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.srv = &http.Server{
 		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
+		ReadTimeout:       a.cfg.ReadTimeout,
+		WriteTimeout:      a.cfg.WriteTimeout,
+		IdleTimeout:       a.cfg.IdleTimeout,
+		// The API answers headers above MaxHeaderBytes with a JSON 431; net/http
+		// reads up to this much (plus 4 KiB) before cutting one off itself.
+		MaxHeaderBytes: httpapi.HeaderReadLimit(a.cfg.MaxHeaderBytes),
+		ErrorLog:       slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	if a.cfg.PprofAddr != "" {
 		if a.pprofLn, err = net.Listen("tcp", a.cfg.PprofAddr); err != nil {

@@ -106,7 +106,9 @@ func (s *hookdSet) start(ctx context.Context, role string) error {
 		if s.dbURL != "" {
 			dataDir = filepath.Join(s.dir, "data-"+in.name)
 		}
-		args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--dev"}
+		// No per-key limit on the management API: the bench creates endpoints
+		// and reads the log as fast as it can.
+		args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--dev", "--api-rate-limit", "0"}
 		if in.role != "all" {
 			args = append(args, "--role", in.role)
 		}

@@ -29,7 +29,16 @@ type serveCmd struct {
 	AllowHTTP           bool          `name:"allow-http" env:"HOOKD_ALLOW_HTTP" help:"Allow http:// webhook URLs."`
 	AllowPrivateTargets bool          `env:"HOOKD_ALLOW_PRIVATE_TARGETS" help:"Allow webhook URLs on loopback, private and link-local addresses."`
 	TrustedProxies      []string      `env:"HOOKD_TRUSTED_PROXIES" sep:"," help:"Comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For is believed (for partner IP allowlists and the audit log)."`
-	MaxBodySize         int64         `default:"1048576" env:"HOOKD_MAX_BODY_SIZE" help:"Largest request body accepted, in bytes."`
+	MaxBodySize         int64         `default:"1048576" env:"HOOKD_MAX_BODY_SIZE" help:"Largest request body accepted, in bytes (413 above); a batch of events counts as one body."`
+	MaxHeaderSize       int           `default:"65536" env:"HOOKD_MAX_HEADER_SIZE" help:"Largest request line and headers accepted, in bytes (431 above)."`
+	ReadHeaderTimeout   time.Duration `default:"10s" env:"HOOKD_READ_HEADER_TIMEOUT" help:"Time a client has to send a request's headers; slower connections are closed (slow-loris)."`
+	ReadTimeout         time.Duration `default:"60s" env:"HOOKD_READ_TIMEOUT" help:"Time a client has to send a whole request, body included (408 for a body still arriving)."`
+	WriteTimeout        time.Duration `env:"HOOKD_WRITE_TIMEOUT" help:"Time from the end of a request's headers to the end of its answer; the connection is closed past it. Must exceed --attempt-timeout (the test route waits for an attempt). Default: read timeout + attempt timeout + 15s (90s)."`
+	IdleTimeout         time.Duration `default:"120s" env:"HOOKD_IDLE_TIMEOUT" help:"How long a keep-alive connection may wait for its next request."`
+	APIRateLimit        float64       `name:"api-rate-limit" default:"100" env:"HOOKD_API_RATE_LIMIT" help:"Requests per second each API key may make on the management API, publishing excepted (429 above); per instance. 0: unlimited."`
+	APIRateBurst        int           `name:"api-rate-burst" env:"HOOKD_API_RATE_BURST" help:"Requests an API key may make at once on the management API. Default: twice --api-rate-limit."`
+	PublishRateLimit    float64       `default:"0" env:"HOOKD_PUBLISH_RATE_LIMIT" help:"Publishing requests (POST /api/events, /api/events/batch) per second each API key may make (429 above); per instance. 0: unlimited."`
+	PublishRateBurst    int           `env:"HOOKD_PUBLISH_RATE_BURST" help:"Publishing requests an API key may make at once. Default: twice --publish-rate-limit."`
 	AttemptTimeout      time.Duration `default:"15s" env:"HOOKD_ATTEMPT_TIMEOUT" help:"Time limit of one delivery attempt."`
 	Lease               time.Duration `env:"HOOKD_LEASE" help:"How long a claimed delivery belongs to the instance that claimed it; if that instance dies, others attempt the delivery once this has passed. Must exceed --attempt-timeout; attempts are cut short min(10s, lease/4) before the lease ends. Default: attempt timeout + 30s."`
 	RetryMaxAttempts    int           `default:"5" env:"HOOKD_RETRY_MAX_ATTEMPTS" help:"Attempts per delivery, the first included, unless an endpoint sets its own."`
@@ -56,16 +65,25 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 		h = slog.NewJSONHandler(rc.stderr, opts)
 	}
 	cfg := app.Config{
-		Addr:            c.Addr,
-		DataDir:         c.DataDir,
-		DatabaseURL:     c.DatabaseURL,
-		Role:            c.Role,
-		AdminKey:        c.AdminKey,
-		Policy:          netguard.Policy{AllowHTTP: c.Dev || c.AllowHTTP, AllowPrivate: c.Dev || c.AllowPrivateTargets},
-		MaxBodyBytes:    c.MaxBodySize,
-		ShutdownTimeout: c.ShutdownTimeout,
-		PprofAddr:       c.PprofAddr,
-		Logger:          slog.New(h),
+		Addr:              c.Addr,
+		DataDir:           c.DataDir,
+		DatabaseURL:       c.DatabaseURL,
+		Role:              c.Role,
+		AdminKey:          c.AdminKey,
+		Policy:            netguard.Policy{AllowHTTP: c.Dev || c.AllowHTTP, AllowPrivate: c.Dev || c.AllowPrivateTargets},
+		MaxBodyBytes:      c.MaxBodySize,
+		MaxHeaderBytes:    c.MaxHeaderSize,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		KeyRateLimit:      c.APIRateLimit,
+		KeyRateBurst:      c.APIRateBurst,
+		PublishRateLimit:  c.PublishRateLimit,
+		PublishRateBurst:  c.PublishRateBurst,
+		ShutdownTimeout:   c.ShutdownTimeout,
+		PprofAddr:         c.PprofAddr,
+		Logger:            slog.New(h),
 		Engine: delivery.Config{
 			Concurrency:    c.Concurrency,
 			MaxInFlight:    c.MaxInFlight,
@@ -86,6 +104,12 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return cfg, fmt.Errorf("--shutdown-timeout must be positive")
+	}
+	if err := c.checkLimits(); err != nil {
+		return cfg, err
+	}
+	if c.APIRateLimit == 0 {
+		cfg.KeyRateLimit = -1 // unlimited
 	}
 	if c.AdminKey != "" && len(c.AdminKey) < 32 {
 		return cfg, fmt.Errorf("HOOKD_ADMIN_KEY must be at least 32 characters (it is stored as a fast hash, so it must not be guessable)")
@@ -122,6 +146,28 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 		cfg.MasterKey = key
 	}
 	return cfg, nil
+}
+
+// checkLimits validates the server's timeouts and limits.
+func (c *serveCmd) checkLimits() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"--max-body-size", c.MaxBodySize}, {"--max-header-size", int64(c.MaxHeaderSize)},
+		{"--read-header-timeout", int64(c.ReadHeaderTimeout)}, {"--read-timeout", int64(c.ReadTimeout)}, {"--idle-timeout", int64(c.IdleTimeout)}} {
+		if f.v <= 0 {
+			return fmt.Errorf("%s must be positive", f.name)
+		}
+	}
+	switch {
+	case c.ReadHeaderTimeout > c.ReadTimeout:
+		return fmt.Errorf("--read-header-timeout (%s) must not exceed --read-timeout (%s), which covers the headers too", c.ReadHeaderTimeout, c.ReadTimeout)
+	case c.WriteTimeout < 0 || (c.WriteTimeout > 0 && c.WriteTimeout <= c.AttemptTimeout):
+		return fmt.Errorf("--write-timeout must be longer than --attempt-timeout (%s): POST /api/webhooks/{id}/test waits for one attempt before it answers", c.AttemptTimeout)
+	case c.APIRateLimit < 0 || c.APIRateBurst < 0 || c.PublishRateLimit < 0 || c.PublishRateBurst < 0:
+		return fmt.Errorf("rate limits and bursts must not be negative (a rate of 0 is unlimited)")
+	}
+	return nil
 }
 
 // Run serves until rc.ctx is cancelled (SIGINT or SIGTERM), then shuts down.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
@@ -26,6 +27,11 @@ func (s *Server) event(req *eventRequest, p principal, prefix, idemKey string) (
 	}
 	if req.Type == nil {
 		return nil, hookd.FieldError(prefix+"type", "is required")
+	}
+	if !utf8.Valid(req.Data) {
+		// encoding/json keeps a RawMessage's bytes as sent: stored, they would
+		// be delivered as a body that is not JSON (RFC 8259 §8.1).
+		return nil, hookd.Errorf(hookd.EINVALIDJSON, "the body is not valid JSON: %sdata holds bytes that are not UTF-8", prefix)
 	}
 	now := s.now()
 	ev := &hookd.Event{ID: ids.NewAt("evt", now), OrgID: org, Type: *req.Type, Data: req.Data, IdempotencyKey: idemKey, CreatedAt: now}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/secret"
@@ -234,6 +235,11 @@ func (s *Server) inboundBody(in *inbound, body []byte) (*hookd.Event, error) {
 	mt, _, err := mime.ParseMediaType(in.r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return nil, hookd.Errorf(hookd.EMEDIATYPE, "the body must be sent as Content-Type: application/json")
+	}
+	if !utf8.Valid(body) {
+		// The raw body is signed and its data kept byte for byte: bytes that
+		// are not UTF-8 would be delivered as a body that is not JSON.
+		return nil, hookd.Errorf(hookd.EINVALIDJSON, "the body is not valid JSON: it holds bytes that are not UTF-8")
 	}
 	var req inboundRequest
 	if err := decodeJSON(body, &req); err != nil {

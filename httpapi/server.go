@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
+	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,8 +45,26 @@ type Config struct {
 	// Policy checks endpoint URLs when they are saved. Zero value: https and public
 	// addresses only.
 	Policy netguard.Policy
-	// MaxBodyBytes caps request bodies. Default 1 MiB.
+	// MaxBodyBytes caps request bodies: past it, 413 payload_too_large. Default
+	// 1 MiB.
 	MaxBodyBytes int64
+	// MaxHeaderBytes caps the request line and header fields of a request, as
+	// sent: past it, 431 header_too_large. Default 64 KiB. The http.Server must
+	// read at least that much (its MaxHeaderBytes, which answers a plain-text 431
+	// of its own when exceeded, should be larger: see HeaderReadLimit).
+	MaxHeaderBytes int
+	// KeyRate is how many requests per second each API key may make, on
+	// average, on the management routes other than publishing; KeyBurst is how
+	// many it may make at once (default 2×KeyRate, at least 1). Past them: 429
+	// rate_limited with Retry-After. The buckets live in this process. Zero or
+	// negative: unlimited (the default).
+	KeyRate  float64
+	KeyBurst int
+	// PublishRate and PublishBurst are the same per key for POST /api/events and
+	// POST /api/events/batch (one request each, however many events it holds),
+	// which have a budget of their own. Zero or negative: unlimited (the default).
+	PublishRate  float64
+	PublishBurst int
 	// Retry is the default retry schedule, shown for endpoints that set none.
 	// Default hookd.DefaultRetryPolicy.
 	Retry hookd.RetryPolicy
@@ -68,6 +89,31 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	// keyLimit and publishLimit are the per-key buckets of the management and
+	// publishing routes (nil: unlimited).
+	keyLimit, publishLimit *keyLimiter
+}
+
+// HTTP-level error codes, answered by the server itself rather than by the domain.
+const (
+	codeHeaderTooLarge = "header_too_large"
+	codeRequestTimeout = "request_timeout"
+)
+
+// DefaultMaxHeaderBytes is Config.MaxHeaderBytes's default: 64 KiB, as AWS's load
+// balancers allow.
+const DefaultMaxHeaderBytes = 64 << 10
+
+// HeaderReadLimit returns the http.Server MaxHeaderBytes that lets a Server with
+// the header limit maxHeaderBytes (0: the default) answer every header above its
+// limit, up to twice that, with its JSON 431. Beyond it, net/http cuts the
+// request with a plain 431 before a Handler sees it, which bounds the memory a
+// connection may hold while its header arrives.
+func HeaderReadLimit(maxHeaderBytes int) int {
+	if maxHeaderBytes <= 0 {
+		maxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return 2 * maxHeaderBytes
 }
 
 // New returns a Server, or an error naming a missing Config field.
@@ -81,6 +127,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.KeyBurst <= 0 {
+		cfg.KeyBurst = int(math.Ceil(2 * cfg.KeyRate))
+	}
+	if cfg.PublishBurst <= 0 {
+		cfg.PublishBurst = int(math.Ceil(2 * cfg.PublishRate))
+	}
 	cfg.Retry = cfg.Retry.Or(hookd.DefaultRetryPolicy)
 	if cfg.InboundTolerance <= 0 {
 		cfg.InboundTolerance = 300 * time.Second
@@ -91,7 +146,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(),
+		keyLimit: newKeyLimiter(cfg.KeyRate, cfg.KeyBurst), publishLimit: newKeyLimiter(cfg.PublishRate, cfg.PublishBurst)}
 	s.routes()
 	return s, nil
 }
@@ -119,8 +175,8 @@ func (s *Server) routes() {
 	m.Handle("POST /api/webhooks/{id}/test", s.auth("endpoint.test", s.testEndpoint))
 	m.Handle("POST /api/webhooks/{id}/replay", s.auth("endpoint.replay", s.replayEndpoint))
 
-	m.Handle("POST /api/events", s.auth("", s.publishEvent))
-	m.Handle("POST /api/events/batch", s.auth("", s.publishBatch))
+	m.Handle("POST /api/events", s.authPublish(s.publishEvent))
+	m.Handle("POST /api/events/batch", s.authPublish(s.publishBatch))
 	m.Handle("GET /api/events", s.auth("", s.listEvents))
 	m.Handle("GET /api/events/{id}", s.auth("", s.getEvent))
 
@@ -143,8 +199,15 @@ func (s *Server) routes() {
 
 var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodPut}
 
-// ServeHTTP routes r, answering unknown routes and methods with JSON errors.
+// ServeHTTP routes r, answering unknown routes and methods with JSON errors, and
+// headers above the limit with 431.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if n := headerSize(r); n > s.cfg.MaxHeaderBytes {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestHeaderFieldsTooLarge, codeHeaderTooLarge,
+			fmt.Sprintf("the request line and headers take %d bytes; at most %d are accepted", n, s.cfg.MaxHeaderBytes))
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern != "" {
 		s.mux.ServeHTTP(w, r)
 		return
@@ -178,6 +241,23 @@ var statusOf = map[string]int{
 	hookd.ERATELIMIT:    http.StatusTooManyRequests,
 	hookd.EMEDIATYPE:    http.StatusUnsupportedMediaType,
 	hookd.EINTERNAL:     http.StatusInternalServerError,
+	codeHeaderTooLarge:  http.StatusRequestHeaderFieldsTooLarge,
+	codeRequestTimeout:  http.StatusRequestTimeout,
+}
+
+// headerSize returns the size of r's request line and header fields as sent
+// (without line folding or extra spaces, which net/http does not keep).
+func headerSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2 // net/http moves it out of Header
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n + 2
 }
 
 type errorBody struct {
@@ -224,13 +304,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return hookd.Errorf(hookd.ETOOLARGE, "the body exceeds %d bytes", s.cfg.MaxBodyBytes)
-		}
-		return fmt.Errorf("read body: %w", err)
+		return s.bodyError(err)
 	}
 	return decodeJSON(body, dst)
+}
+
+// bodyError classifies a failure to read a request body: 413 past the size
+// limit, 408 when the body did not arrive within the server's read timeout, 400
+// when it ended before its Content-Length; anything else is internal.
+func (s *Server) bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return hookd.Errorf(hookd.ETOOLARGE, "the body exceeds %d bytes", s.cfg.MaxBodyBytes)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return hookd.Errorf(codeRequestTimeout, "the request body did not arrive in time")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return hookd.Errorf(hookd.EINVALIDJSON, "the body ended before its Content-Length")
+	default:
+		return fmt.Errorf("read body: %w", err)
+	}
 }
 
 func decodeJSON(body []byte, dst any) error {
@@ -448,10 +541,20 @@ func (p principal) admin() bool { return p.orgID == "" }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
 
-// auth authenticates the bearer key and runs h, answering its error. A route with
-// an action is a management action: its outcome, successful or not, is appended to
-// the audit log.
+// auth authenticates the bearer key, takes a token of the key's management
+// bucket and runs h, answering its error. A route with an action is a management
+// action: its outcome, successful or not, is appended to the audit log.
 func (s *Server) auth(action string, h handlerFunc) http.Handler {
+	return s.authLimited(s.keyLimit, action, h)
+}
+
+// authPublish is auth for the publishing routes, which have a budget of their
+// own (Config.PublishRate) and are not audited.
+func (s *Server) authPublish(h handlerFunc) http.Handler {
+	return s.authLimited(s.publishLimit, "", h)
+}
+
+func (s *Server) authLimited(limit *keyLimiter, action string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var note *auditNote
 		if action != "" {
@@ -484,10 +587,33 @@ func (s *Server) auth(action string, h handlerFunc) http.Handler {
 				note.rec.ActorType = hookd.ActorAdmin
 			}
 		}
+		if err := s.takeToken(w, limit, k.ID); err != nil {
+			s.failAudited(w, r, note, err)
+			return
+		}
 		if err := h(w, r, p); err != nil {
 			s.failAudited(w, r, note, err)
 		}
 	})
+}
+
+// takeToken spends a token of keyID's bucket in limit (nil: unlimited),
+// announcing the bucket in X-RateLimit-Limit and X-RateLimit-Remaining as the
+// partner routes do (SPEC §6), and returns a rate_limited error, with
+// Retry-After in whole seconds, when the bucket is empty.
+func (s *Server) takeToken(w http.ResponseWriter, limit *keyLimiter, keyID string) error {
+	if limit == nil {
+		return nil
+	}
+	v := limit.take(keyID, s.cfg.Now())
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(limit.burst))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(v.remaining))
+	if v.allowed {
+		return nil
+	}
+	h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(v.retryAfter.Seconds())))))
+	return hookd.Errorf(hookd.ERATELIMIT, "too many requests with this API key; retry after the Retry-After header's seconds")
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header; the scheme

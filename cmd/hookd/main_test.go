@@ -345,8 +345,10 @@ func randomKey(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// devArgs makes retries fast and allows the receiver on 127.0.0.1.
-var devArgs = []string{"--dev", "--retry-initial-interval", "100ms", "--retry-max-interval", "500ms", "--retry-max-attempts", "100"}
+// devArgs makes retries fast, allows the receiver on 127.0.0.1 and lifts the
+// management API's per-key rate limit (the tests read every event they check).
+var devArgs = []string{"--dev", "--retry-initial-interval", "100ms", "--retry-max-interval", "500ms", "--retry-max-attempts", "100",
+	"--api-rate-limit", "0"}
 
 // subscribe creates organization acme and an endpoint for every event to url.
 func subscribe(p *proc, key, url string) string {
