@@ -147,6 +147,154 @@ func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
 	return hookd.PublishResult{Event: ev, Deliveries: len(dIDs)}, nil
 }
 
+// publishAll stores events and their deliveries as publish does, one after
+// another, but in two statements whatever their number: one insert of the
+// events, one of their deliveries (a batch of 1,000 events is not 2,000 round
+// trips). Calls whose events repeat an id or an idempotency key among
+// themselves go event by event, so that the first of them wins as it would.
+func (p *publisher) publishAll(events []*hookd.Event) ([]hookd.PublishResult, error) {
+	results := make([]hookd.PublishResult, len(events))
+	if len(events) < 2 || repeats(events) {
+		for i, ev := range events {
+			r, err := p.publish(ev)
+			if err != nil {
+				return nil, err
+			}
+			results[i] = r
+		}
+		return results, nil
+	}
+	n := len(events)
+	var (
+		orgs, evIDs, types, created = make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+		data                        = make([][]byte, n)
+		idems                       = make([]*string, n)
+	)
+	for i, ev := range events {
+		if _, err := p.subscribers(ev.OrgID); err != nil {
+			return nil, err
+		}
+		orgs[i], evIDs[i], types[i], data[i], created[i] = ev.OrgID, ev.ID, ev.Type, []byte(ev.Data), us(ev.CreatedAt)
+		if ev.IdempotencyKey != "" {
+			idems[i] = &ev.IdempotencyKey
+		}
+	}
+	// ORDER BY ord: sequence numbers follow the events' order, as they would
+	// one insert at a time.
+	rows, err := p.tx.Query(p.ctx, `INSERT INTO events (org_id, id, type, data, idempotency_key, created_at)
+		SELECT e.org_id, e.id, e.type, e.data, e.idem, e.created
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bigint[])
+		     WITH ORDINALITY AS e(org_id, id, type, data, idem, created, ord)
+		ORDER BY e.ord
+		ON CONFLICT DO NOTHING RETURNING seq, org_id, id`, orgs, evIDs, types, data, idems, created)
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	type key struct{ org, id string }
+	seqs := make(map[key]int64, n)
+	for rows.Next() {
+		var seq int64
+		var k key
+		if err := rows.Scan(&seq, &k.org, &k.id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("insert events: %w", err)
+		}
+		seqs[k] = seq
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+
+	// The FIFO endpoints that had pending deliveries before these events: each
+	// one's new deliveries are parked behind them; otherwise its first new
+	// delivery is due and the rest wait behind it.
+	var fifo []string
+	for _, ev := range events {
+		for _, s := range p.subs[ev.OrgID] {
+			if s.fifo && s.enabled && !slices.Contains(fifo, s.id) {
+				fifo = append(fifo, s.id)
+			}
+		}
+	}
+	backlog := map[string]bool{}
+	if len(fifo) > 0 {
+		if backlog, err = p.fifoBacklog(fifo); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		dIDs, dOrgs, dEndpoints, dStatus []string
+		dEvents, dNext, dCreated         []int64
+	)
+	for i, ev := range events {
+		seq, stored := seqs[key{ev.OrgID, ev.ID}]
+		if !stored {
+			r, err := p.duplicate(ev)
+			if err != nil {
+				return nil, err
+			}
+			results[i] = r
+			continue
+		}
+		results[i] = hookd.PublishResult{Event: ev}
+		for _, s := range p.subs[ev.OrgID] {
+			ep := hookd.Endpoint{Events: s.events}
+			if !ep.Subscribes(ev.Type) {
+				continue
+			}
+			status, next := hookd.DeliveryPending, us(ev.CreatedAt)
+			switch {
+			case !s.enabled:
+				status = hookd.DeliverySkipped
+			case s.fifo && backlog[s.id]:
+				next = parked
+			case s.fifo:
+				backlog[s.id] = true // the deliveries after this one wait for it
+			}
+			p.due = p.due || status == hookd.DeliveryPending
+			dIDs, dOrgs, dEndpoints, dStatus = append(dIDs, ids.NewAt("dlv", ev.CreatedAt)), append(dOrgs, ev.OrgID), append(dEndpoints, s.id), append(dStatus, status)
+			dEvents, dNext, dCreated = append(dEvents, seq), append(dNext, next), append(dCreated, us(ev.CreatedAt))
+			results[i].Deliveries++
+		}
+	}
+	if len(dIDs) == 0 {
+		return results, nil
+	}
+	if _, err := p.tx.Exec(p.ctx, `INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, created_at, updated_at)
+		SELECT d.id, d.org_id, d.event_seq, d.endpoint_id, d.status, d.next, d.created, d.created
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+		     WITH ORDINALITY AS d(id, org_id, event_seq, endpoint_id, status, next, created, ord)
+		ORDER BY d.ord`,
+		dIDs, dOrgs, dEvents, dEndpoints, dStatus, dNext, dCreated); err != nil {
+		return nil, fmt.Errorf("insert deliveries: %w", err)
+	}
+	return results, nil
+}
+
+// repeats reports whether two of events share an organization and an id or an
+// idempotency key.
+func repeats(events []*hookd.Event) bool {
+	type key struct{ org, id string }
+	ids := make(map[key]bool, len(events))
+	idems := map[key]bool{}
+	for _, ev := range events {
+		k := key{ev.OrgID, ev.ID}
+		if ids[k] {
+			return true
+		}
+		ids[k] = true
+		if ev.IdempotencyKey != "" {
+			k := key{ev.OrgID, ev.IdempotencyKey}
+			if idems[k] {
+				return true
+			}
+			idems[k] = true
+		}
+	}
+	return false
+}
+
 // duplicate returns the stored event that ev's id or idempotency key names.
 func (p *publisher) duplicate(ev *hookd.Event) (hookd.PublishResult, error) {
 	q := `SELECT ` + sqlrow.EventColumns + ` FROM events WHERE org_id = $1 AND id = $2`
@@ -190,16 +338,14 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 	var wake bool
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		p := newPublisher(ctx, tx)
-		results = make([]hookd.PublishResult, len(events))
-		for i, ev := range events {
-			r, err := p.publish(ev)
-			if err != nil {
-				return err
-			}
+		var err error
+		if results, err = p.publishAll(events); err != nil {
+			return err
+		}
+		for i, r := range results {
 			if !r.Duplicate {
-				p.count(ev)
+				p.count(events[i])
 			}
-			results[i] = r
 		}
 		if err := p.settleUsage(); err != nil {
 			return err

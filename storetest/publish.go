@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -181,6 +182,113 @@ var publishTests = []test{
 		}
 		if e, n := counts(t, s); e != 3 || n != 4 {
 			t.Errorf("after the batch: %d events and %d deliveries, want 3 and 4", e, n)
+		}
+	}},
+	{"BatchFansOutAsOneByOne", func(t *testing.T, s hookd.Store) {
+		// A batch without repeats among its events (which a store may store
+		// in a few statements) gives what publishing its events one by one
+		// would: a duplicate of a stored event is a duplicate, a disabled
+		// endpoint's deliveries are skipped, each organization fans out to
+		// its own endpoints, and a FIFO endpoint's deliveries queue in the
+		// batch's order behind its backlog.
+		o, other := mustOrg(t, s), mustOrg(t, s)
+		all := mustEndpoint(t, s, o.ID, nil)
+		paid := mustEndpoint(t, s, o.ID, subscribed("invoice.paid"))
+		off := mustEndpoint(t, s, o.ID, func(e *hookd.Endpoint) { e.Enabled = false })
+		busy := mustEndpoint(t, s, o.ID, func(e *hookd.Endpoint) { fifo(e); e.Events = []string{"invoice.*"} })
+		theirs := mustEndpoint(t, s, other.ID, nil)
+		_, before := mustPublishOne(t, s, o.ID, "invoice.created", base) // busy's backlog (and the others')
+		stored := newEvent(o.ID, "invoice.paid", base)
+		stored.IdempotencyKey = "stored-" + ids.New("k")
+		mustPublish(t, s, stored)
+		fresh := mustEndpoint(t, s, o.ID, fifo) // no backlog before the batch
+
+		at := base.Add(time.Second)
+		e1, e2, e3 := newEvent(o.ID, "invoice.paid", at), newEvent(o.ID, "customer.created", at), newEvent(other.ID, "invoice.paid", at)
+		dupID := &hookd.Event{ID: stored.ID, OrgID: o.ID, Type: "customer.created", Data: json.RawMessage(`{}`), CreatedAt: at}
+		dupKey := newEvent(o.ID, "invoice.paid", at)
+		dupKey.IdempotencyKey = stored.IdempotencyKey
+		e4 := newEvent(o.ID, "invoice.paid", at)
+		res := mustPublish(t, s, e1, dupID, e2, e3, dupKey, e4)
+		want := []hookd.PublishResult{
+			{Event: e1, Deliveries: 5},
+			{Event: stored, Deliveries: 4, Duplicate: true},
+			{Event: e2, Deliveries: 3},
+			{Event: e3, Deliveries: 1},
+			{Event: stored, Deliveries: 4, Duplicate: true},
+			{Event: e4, Deliveries: 5},
+		}
+		if diff := cmp.Diff(want, res, equateEmpty); diff != "" {
+			t.Errorf("Publish of a mixed batch (-want +got):\n%s", diff)
+		}
+		const P, S = hookd.DeliveryPending, hookd.DeliverySkipped
+		for _, tc := range []struct {
+			ev   *hookd.Event
+			want map[string]string
+		}{
+			{e1, map[string]string{all.ID: P, paid.ID: P, off.ID: S, fresh.ID: P, busy.ID: P}},
+			{e2, map[string]string{all.ID: P, off.ID: S, fresh.ID: P}},
+			{e3, map[string]string{theirs.ID: P}},
+			{e4, map[string]string{all.ID: P, paid.ID: P, off.ID: S, fresh.ID: P, busy.ID: P}},
+		} {
+			if diff := cmp.Diff(tc.want, statusesOf(t, s, tc.ev)); diff != "" {
+				t.Errorf("deliveries of %s by endpoint (-want +got):\n%s", tc.ev.Type, diff)
+			}
+		}
+		if e, d := counts(t, s); e != 6 || d != 3+4+5+3+1+5 {
+			t.Errorf("after the batch: %d events and %d deliveries, want 6 and 21", e, d)
+		}
+		// Behind a FIFO endpoint's oldest pending delivery, the others wait
+		// parked (no next attempt time) until it is done.
+		for _, tc := range []struct {
+			ep     *hookd.Endpoint
+			evs    []*hookd.Event
+			headAt int // index in evs of the one that is due, -1: none
+		}{
+			{fresh, []*hookd.Event{e1, e2, e4}, 0},
+			{busy, []*hookd.Event{e1, e4}, -1},
+		} {
+			for i, ev := range tc.evs {
+				d := deliveriesOf(t, s, ev)[tc.ep.ID]
+				if due := !d.NextAttemptAt.IsZero(); due != (i == tc.headAt) {
+					t.Errorf("FIFO delivery of batch event %d: next attempt %v, want due: %v", i, d.NextAttemptAt, i == tc.headAt)
+				}
+			}
+		}
+		// The FIFO endpoints run in order: fresh from the batch's first event,
+		// busy from its backlog, then the batch's.
+		fifoOnly := func(ep *hookd.Endpoint, at time.Time) []*hookd.Claim {
+			t.Helper()
+			var exclude []string
+			for _, e := range []*hookd.Endpoint{all, paid, off, fresh, busy, theirs} {
+				if e.ID != ep.ID {
+					exclude = append(exclude, e.ID)
+				}
+			}
+			return mustClaimParams(t, s, hookd.ClaimParams{Now: at, Exclude: exclude})
+		}
+		now := at.Add(time.Minute)
+		for _, tc := range []struct {
+			ep    *hookd.Endpoint
+			order []*hookd.Event
+		}{
+			{fresh, []*hookd.Event{e1, e2, e4}},
+			{busy, []*hookd.Event{nil, stored, e1, e4}}, // nil: the backlog's delivery
+		} {
+			for i, ev := range tc.order {
+				var d *hookd.Delivery
+				switch ev {
+				case nil:
+					d = before[tc.ep.ID]
+				default:
+					d = deliveriesOf(t, s, ev)[tc.ep.ID]
+				}
+				cs := fifoOnly(tc.ep, now)
+				wantClaimed(t, cs, fmt.Sprintf("FIFO claim %d", i+1), d)
+				if len(cs) == 1 {
+					mustComplete(t, s, outcome(cs[0], hookd.DeliverySucceeded, now))
+				}
+			}
 		}
 	}},
 	{"UnknownOrganizationStoresNothing", func(t *testing.T, s hookd.Store) {
