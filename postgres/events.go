@@ -32,7 +32,9 @@ type publisher struct {
 	subs  map[string][]subscriber
 	due   bool // a delivery became due: notify the workers on commit
 	usage sqlrow.Tally
-	orgs  map[string]hookd.Organization // quota settings read with the subscribers // new events to count (see settleUsage)
+	orgs  map[string]hookd.Organization // quota settings read with the subscribers
+	// shard, if positive, is the usage shard of organizations without a quota.
+	shard int
 }
 
 func newPublisher(ctx context.Context, tx pgx.Tx) *publisher {
@@ -330,36 +332,6 @@ func (p *publisher) fifoBacklog(endpoints []string) (map[string]bool, error) {
 		out[id] = true
 	}
 	return out, nil
-}
-
-// Publish implements hookd.Store.
-func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
-	var results []hookd.PublishResult
-	var wake bool
-	err := db.tx(ctx, func(tx pgx.Tx) error {
-		p := newPublisher(ctx, tx)
-		var err error
-		if results, err = p.publishAll(events); err != nil {
-			return err
-		}
-		for i, r := range results {
-			if !r.Duplicate {
-				p.count(events[i])
-			}
-		}
-		if err := p.settleUsage(); err != nil {
-			return err
-		}
-		wake = p.due
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	if wake {
-		db.wakeWorkers()
-	}
-	return results, nil
 }
 
 // Event implements hookd.Store.

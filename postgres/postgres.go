@@ -56,6 +56,7 @@ type DB struct {
 	cfg  Config
 	pool *pgxpool.Pool
 	comp completer
+	pub  publishGroup
 	kick chan struct{} // wake-ups for the notifier (see wakeWorkers)
 	stop chan struct{} // closed by Close
 	done sync.WaitGroup
@@ -83,6 +84,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.startCompleter()
+	db.startPublishers()
 	db.kick, db.stop = make(chan struct{}, 1), make(chan struct{})
 	db.done.Go(func() { db.notify(db.stop) })
 	return db, nil
@@ -207,6 +209,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close records the outcomes already submitted, then closes the pool (waiting
 // for connections in use to be returned). It is safe to call more than once.
 func (db *DB) Close() error {
+	db.stopPublishers()
 	db.stopCompleter()
 	db.closeOnce.Do(func() { close(db.stop) })
 	db.done.Wait()

@@ -17,6 +17,15 @@ import (
 // usage over (shards 1…usageShards; shard 0 is for organizations with a quota).
 const usageShards = 16
 
+// usageShard is the usage row an organization without a quota counts in: the
+// group's (see publishGroup), or one at random.
+func (p *publisher) usageShard() int {
+	if p.shard > 0 {
+		return p.shard
+	}
+	return 1 + rand.IntN(usageShards)
+}
+
 // count notes a new event for the usage of its organization and month.
 func (p *publisher) count(ev *hookd.Event) {
 	if p.usage == nil {
@@ -45,7 +54,7 @@ func (p *publisher) settleUsage() error {
 			// Unlimited: nothing to check, so no need to wait for other publishers.
 			if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`,
-				k.Org, k.Period, 1+rand.IntN(usageShards), c.Events); err != nil {
+				k.Org, k.Period, p.usageShard(), c.Events); err != nil {
 				return fmt.Errorf("count usage: %w", err)
 			}
 			continue
