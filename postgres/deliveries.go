@@ -160,17 +160,18 @@ type candidate struct {
 // noCap stands for "no cap" in caps computed in SQL.
 const noCap = int64(1) << 40
 
-// claimLockTimeout bounds how long a claim waits for another instance's claim of
-// the same endpoints: one that stalls (a frozen process) holds its locks until
-// PostgreSQL ends its transaction, and other claims must not wait that long.
+// claimLockTimeout bounds how long a claim waits for a row lock held by another
+// transaction (a rate-limit bucket, a delivery being recorded): one that stalls
+// (a frozen process) holds its locks until PostgreSQL ends its transaction, and
+// claims must not wait that long. (Endpoint locks are never waited for.)
 const claimLockTimeout = "2s"
 
 // ClaimDeliveries implements hookd.Store. It chooses candidate endpoints without
-// locks; then, in one transaction, takes an advisory lock on each (waiting for a
-// claim of another instance that holds one, up to claimLockTimeout), takes tokens
-// from the rate-limited ones' shared buckets, and leases what fits under each
-// endpoint's settings and live leases as they are under the lock. So caps, FIFO
-// order and rate limits hold across every instance.
+// locks; then, in one transaction, takes the advisory lock of each that no other
+// instance's claim holds (skipping the others, which that claim is serving),
+// takes tokens from the rate-limited ones' shared buckets, and leases what fits
+// under each endpoint's settings and live leases as they are under the lock. So
+// caps, FIFO order and rate limits hold across every instance.
 func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
 	if p.Limit <= 0 {
 		return nil, nil
@@ -309,13 +310,22 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+claimLockTimeout+`'`); err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)
 	}
-	// Every claim takes its locks in the order of their keys, so claims wait for
-	// each other (for a few milliseconds) but never deadlock; a claim that waited
-	// then counts the leases of the one it waited for.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($2, k)
-		FROM (SELECT DISTINCT hashtext(c.id) AS k FROM unnest($1::text[]) AS c(id) ORDER BY 1) AS keys`,
-		want, claimLockSpace); err != nil {
+	// A claim takes the locks it can get and leaves the endpoints whose lock
+	// another instance's claim holds: that claim is serving them right now, and
+	// waiting for it would serialise every instance on the busiest endpoints.
+	// (The next claim, a few milliseconds later, finds them free again.)
+	rows, err := tx.Query(ctx, `SELECT c.id FROM unnest($1::text[]) WITH ORDINALITY AS c(id, ord)
+		WHERE pg_try_advisory_xact_lock($2, hashtext(c.id)) ORDER BY c.ord`, want, claimLockSpace)
+	if err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)
+	}
+	locked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("lock endpoints: %w", err)
+	}
+	cands = slices.DeleteFunc(slices.Clone(cands), func(c candidate) bool { return !slices.Contains(locked, c.id) })
+	if len(cands) == 0 {
+		return nil, nil
 	}
 	now := us(p.Now)
 	buckets, err := takeBuckets(ctx, tx, cands, p.Now)
@@ -346,7 +356,7 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	if p.MaxInFlight > 0 {
 		defaultCap = int64(p.MaxInFlight)
 	}
-	rows, err := tx.Query(ctx, `
+	rows, err = tx.Query(ctx, `
 		WITH c AS (
 			SELECT c.id, c.share, c.ord, e.ordering = 'fifo' AS fifo,
 			       LEAST(c.override, CASE WHEN e.ordering = 'fifo' THEN 1 WHEN e.max_in_flight > 0 THEN e.max_in_flight

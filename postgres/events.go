@@ -35,6 +35,9 @@ type publisher struct {
 	orgs  map[string]hookd.Organization // quota settings read with the subscribers
 	// shard, if positive, is the usage shard of organizations without a quota.
 	shard int
+	// deferred, if not nil, gathers the usage of organizations without a
+	// quota for a group commit to add at its end (see flushDeferredUsage).
+	deferred map[sqlrow.UsageKey]int64
 }
 
 func newPublisher(ctx context.Context, tx pgx.Tx) *publisher {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/internal/sqlrow"
 )
 
 // Publishes are group-committed: every Publish call is acknowledged only once
@@ -151,6 +153,7 @@ func (db *DB) publishGroup(group []*publishReq) {
 		// endpoints, and one usage shard for organizations without a quota.
 		p := newPublisher(ctx, tx)
 		p.shard = 1 + rand.IntN(usageShards)
+		p.deferred = map[sqlrow.UsageKey]int64{}
 		for i, r := range group {
 			if _, err := tx.Exec(ctx, `SAVEPOINT publish`); err != nil {
 				return fmt.Errorf("savepoint: %w", err)
@@ -172,7 +175,8 @@ func (db *DB) publishGroup(group []*publishReq) {
 			}
 			wake = wake || r.wake
 		}
-		return nil
+		// The usage rows are locked only for the last moment of the group.
+		return p.flushDeferredUsage()
 	})
 	if err != nil && retryable(err) {
 		for _, r := range group {
@@ -195,6 +199,7 @@ func (db *DB) publishGroup(group []*publishReq) {
 // run publishes r's events with p inside tx: events, deliveries and usage.
 func (r *publishReq) run(ctx context.Context, tx pgx.Tx, p *publisher) error {
 	p.due = false
+	deferred := maps.Clone(p.deferred) // what to go back to if this call fails
 	results, err := p.publishAll(r.events)
 	if err != nil {
 		return err
@@ -206,6 +211,9 @@ func (r *publishReq) run(ctx context.Context, tx pgx.Tx, p *publisher) error {
 	}
 	if err := p.settleUsage(); err != nil {
 		clear(p.usage)
+		if deferred != nil {
+			p.deferred = deferred
+		}
 		return err
 	}
 	r.results, r.wake = results, p.due

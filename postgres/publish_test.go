@@ -16,12 +16,19 @@ import (
 func TestPublishGroupCommit(t *testing.T) {
 	t.Parallel()
 	db := multiStores(t, 1)[0]
-	quota, open := multiOrg(t, db), multiOrg(t, db)
-	if _, err := db.UpdateOrganization(t.Context(), quota, func(o *hookd.Organization) error {
-		o.MonthlyQuota, o.AllowOverage = 20, false
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	// open's id sorts first: a call with events of both counts open's, then
+	// fails on quota's, and what it counted for open must be undone.
+	open, quota := multiOrg(t, db), multiOrg(t, db)
+	if open > quota {
+		open, quota = quota, open
+	}
+	for org, q := range map[string]int64{quota: 20, open: 0} { // 0: unlimited
+		if _, err := db.UpdateOrganization(t.Context(), org, func(o *hookd.Organization) error {
+			o.MonthlyQuota, o.AllowOverage = q, false
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	multiEndpoint(t, db, quota, func(e *hookd.Endpoint) { e.Events = []string{"order.*"} })
 	multiEndpoint(t, db, open, nil)
@@ -70,7 +77,7 @@ func TestPublishGroupCommit(t *testing.T) {
 		t.Fatalf("%d Publish calls ran in %d transactions: too few shared one to test group commits", n, tx)
 	}
 
-	quotaAccepted := 0
+	quotaAccepted, openAccepted := 0, int64(0)
 	for _, c := range calls {
 		hasQuota, unknown := false, false
 		for _, ev := range c.events {
@@ -93,6 +100,11 @@ func TestPublishGroupCommit(t *testing.T) {
 			}
 			if hasQuota {
 				quotaAccepted++
+			}
+			for _, ev := range c.events {
+				if ev.OrgID == open {
+					openAccepted++
+				}
 			}
 		}
 		// Stored with its deliveries if and only if acknowledged.
@@ -119,6 +131,11 @@ func TestPublishGroupCommit(t *testing.T) {
 	u, err := db.Usage(t.Context(), quota, hookd.UsagePeriod(multiBase))
 	if err != nil || u.Events != 20 {
 		t.Errorf("usage of the organization with a quota = %+v, %v; want 20 events", u, err)
+	}
+	// The organization without a quota counts exactly its accepted events,
+	// although a group adds them up at its end.
+	if u, err := db.Usage(t.Context(), open, hookd.UsagePeriod(multiBase)); err != nil || u.Events != openAccepted {
+		t.Errorf("usage of the organization without a quota = %+v, %v; want %d events", u, err, openAccepted)
 	}
 	evs, _, err := db.ListEvents(t.Context(), hookd.EventFilter{OrgID: quota, Type: hookd.EventUsageThreshold})
 	if err != nil || len(evs) != 2 {

@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -50,6 +53,12 @@ func (p *publisher) settleUsage() error {
 				return notFoundIf(err, "organization", k.Org)
 			}
 		}
+		if o.MonthlyQuota == 0 && p.deferred != nil {
+			// Unlimited, in a group commit: counted once for the whole group,
+			// just before it commits (see flushDeferredUsage).
+			p.deferred[k] += c.Events
+			continue
+		}
 		if o.MonthlyQuota == 0 {
 			// Unlimited: nothing to check, so no need to wait for other publishers.
 			if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
@@ -87,6 +96,24 @@ func (p *publisher) settleUsage() error {
 		}
 	}
 	clear(p.usage)
+	return nil
+}
+
+// flushDeferredUsage adds the usage deferred by a group commit's calls, one
+// statement per organization and month, in key order (so that two instances'
+// groups lock their rows in the same order).
+func (p *publisher) flushDeferredUsage() error {
+	keys := slices.SortedFunc(maps.Keys(p.deferred), func(a, b sqlrow.UsageKey) int {
+		return cmp.Or(cmp.Compare(a.Org, b.Org), cmp.Compare(a.Period, b.Period))
+	})
+	for _, k := range keys {
+		if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`,
+			k.Org, k.Period, p.usageShard(), p.deferred[k]); err != nil {
+			return fmt.Errorf("count usage: %w", err)
+		}
+	}
+	clear(p.deferred)
 	return nil
 }
 
