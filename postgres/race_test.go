@@ -71,9 +71,9 @@ func claimedEndpoints(cs []*hookd.Claim) []string {
 }
 
 // TestStalledClaimIsBounded: an instance stalled inside its claim transaction
-// (holding an endpoint's lock) does not hold up other claims: they leave that
-// endpoint at once and come back without an error; once the stall ends, the
-// endpoint is claimed again.
+// (holding an endpoint's lock) delays other claims for that endpoint by the lock
+// timeout at most, and they come back without an error; other endpoints are
+// claimed at once beside it.
 func TestStalledClaimIsBounded(t *testing.T) {
 	t.Parallel()
 	u := testURL(t)
@@ -83,7 +83,7 @@ func TestStalledClaimIsBounded(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	org := multiOrg(t, db)
-	hot := multiEndpoint(t, db, org, nil)
+	hot := multiEndpoint(t, db, org, func(e *hookd.Endpoint) { e.Events = []string{"a.*"} })
 	multiPublish(t, db, oneEvent(org, "a.b", multiBase))
 	conn, err := pgx.Connect(t.Context(), u)
 	if err != nil {
@@ -106,12 +106,23 @@ func TestStalledClaimIsBounded(t *testing.T) {
 	if err != nil || len(cs) != 0 {
 		t.Fatalf("claim beside a stalled claim = %d claims, %v; want none and no error", len(cs), err)
 	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the claim beside a stalled one took %s: it waited for the stalled claim beyond the lock timeout", took)
+	}
+	// With another endpoint due, the claim takes it without waiting.
+	other := multiEndpoint(t, db, org, func(e *hookd.Endpoint) { e.Events = []string{"other.*"} })
+	multiPublish(t, db, oneEvent(org, "other.thing", multiBase))
+	start = time.Now()
+	cs, err = db.ClaimDeliveries(ctx, multiClaimParams(multiBase, 10))
+	if err != nil || len(cs) != 1 || cs[0].Endpoint.ID != other.ID {
+		t.Fatalf("claim beside a stalled claim with another endpoint due = %d claims, %v; want the other endpoint's", len(cs), err)
+	}
 	if took := time.Since(start); took > time.Second {
-		t.Fatalf("the claim beside a stalled one took %s: it waited for the stalled claim's lock", took)
+		t.Errorf("the claim of a free endpoint beside a stalled one took %s: it waited for the stalled claim's lock", took)
 	}
 	tx.Rollback(t.Context())
-	if cs, err := db.ClaimDeliveries(t.Context(), multiClaimParams(multiBase, 10)); err != nil || len(cs) != 1 {
-		t.Errorf("claim once the stall ended = %d claims, %v; want 1", len(cs), err)
+	if cs, err := db.ClaimDeliveries(t.Context(), multiClaimParams(multiBase, 10)); err != nil || len(cs) != 1 || cs[0].Endpoint.ID != hot.ID {
+		t.Errorf("claim once the stall ended = %d claims, %v; want hot's delivery", len(cs), err)
 	}
 }
 
