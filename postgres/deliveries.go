@@ -160,16 +160,15 @@ type candidate struct {
 // noCap stands for "no cap" in caps computed in SQL.
 const noCap = int64(1) << 40
 
-// claimLockTimeout bounds how long a claim waits for another instance's claim of
-// the same endpoints (or a row lock): one that stalls (a frozen process) holds
-// its locks until PostgreSQL ends its transaction, and other claims must not
-// wait that long.
+// claimLockTimeout bounds how long a claim waits for a row lock held by another
+// transaction (a rate-limit bucket, a delivery being recorded): one that stalls
+// (a frozen process) holds its locks until PostgreSQL ends its transaction, and
+// claims must not wait that long. (Endpoint locks are never waited for.)
 const claimLockTimeout = "2s"
 
 // ClaimDeliveries implements hookd.Store. It chooses candidate endpoints without
 // locks; then, in one transaction, takes the advisory lock of each that no other
-// instance's claim holds (skipping the others, which that claim is serving; if
-// it holds them all, waiting for them up to claimLockTimeout),
+// instance's claim holds (skipping the others, which that claim is serving),
 // takes tokens from the rate-limited ones' shared buckets, and leases what fits
 // under each endpoint's settings and live leases as they are under the lock. So
 // caps, FIFO order and rate limits hold across every instance.
@@ -314,6 +313,7 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	// A claim takes the locks it can get and leaves the endpoints whose lock
 	// another instance's claim holds: that claim is serving them right now, and
 	// waiting for it would serialise every instance on the busiest endpoints.
+	// (The next claim, a few milliseconds later, finds them free again.)
 	rows, err := tx.Query(ctx, `SELECT c.id FROM unnest($1::text[]) WITH ORDINALITY AS c(id, ord)
 		WHERE pg_try_advisory_xact_lock($2, hashtext(c.id)) ORDER BY c.ord`, want, claimLockSpace)
 	if err != nil {
@@ -323,20 +323,10 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	if err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)
 	}
-	if len(locked) == 0 {
-		// Every candidate is being claimed by another instance. Wait for
-		// their locks (in key order, so that waiting claims never deadlock),
-		// as an instance that skipped them would otherwise sleep until its
-		// next poll while they still have due work; the claim it waited for
-		// has leased its share by then, and this one counts those leases.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($2, k)
-			FROM (SELECT DISTINCT hashtext(c.id) AS k FROM unnest($1::text[]) AS c(id) ORDER BY 1) AS keys`,
-			want, claimLockSpace); err != nil {
-			return nil, fmt.Errorf("lock endpoints: %w", err)
-		}
-		locked = want
-	}
 	cands = slices.DeleteFunc(slices.Clone(cands), func(c candidate) bool { return !slices.Contains(locked, c.id) })
+	if len(cands) == 0 {
+		return nil, nil
+	}
 	now := us(p.Now)
 	buckets, err := takeBuckets(ctx, tx, cands, p.Now)
 	if err != nil {

@@ -71,9 +71,9 @@ func claimedEndpoints(cs []*hookd.Claim) []string {
 }
 
 // TestStalledClaimIsBounded: an instance stalled inside its claim transaction
-// (holding an endpoint's lock) delays other claims for that endpoint by the lock
-// timeout at most, and they come back without an error; other endpoints are
-// claimed at once beside it.
+// (holding an endpoint's lock) does not hold up other claims: they leave that
+// endpoint at once, without an error, and claim the others; once the stall
+// ends, the endpoint is claimed again.
 func TestStalledClaimIsBounded(t *testing.T) {
 	t.Parallel()
 	u := testURL(t)
@@ -106,8 +106,8 @@ func TestStalledClaimIsBounded(t *testing.T) {
 	if err != nil || len(cs) != 0 {
 		t.Fatalf("claim beside a stalled claim = %d claims, %v; want none and no error", len(cs), err)
 	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("the claim beside a stalled one took %s: it waited for the stalled claim beyond the lock timeout", took)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("the claim beside a stalled one took %s: it waited for the stalled claim's lock", took)
 	}
 	// With another endpoint due, the claim takes it without waiting.
 	other := multiEndpoint(t, db, org, func(e *hookd.Endpoint) { e.Events = []string{"other.*"} })
