@@ -307,7 +307,8 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	for i, c := range cands {
 		want[i] = c.id
 	}
-	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+claimLockTimeout+`'`); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('synchronous_commit', 'off', true)`,
+		claimLockTimeout); err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)
 	}
 	// A claim takes the locks it can get and leaves the endpoints whose lock
@@ -529,6 +530,23 @@ func insertAttempt(ctx context.Context, tx pgx.Tx, a *hookd.Attempt) error {
 	return nil
 }
 
+// relaxCommit makes tx commit without waiting for its WAL to reach the disk
+// (synchronous_commit off), for transactions whose loss in a crash of
+// PostgreSQL only makes a delivery be attempted again: leases and attempt
+// outcomes, none of which the API acknowledged. A crash of hookd loses nothing
+// (the commit is done in PostgreSQL's memory); a crash of PostgreSQL (or the
+// machine) may lose the last fraction of a second of them, never corrupting
+// anything, and the next synchronous commit (every publish, every API write)
+// makes them durable too, since the WAL is written in order. What a lost
+// outcome costs: the delivery is still leased, and attempted again once the
+// lease ends: a duplicate, which at-least-once delivery allows.
+func relaxCommit(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true)`); err != nil {
+		return fmt.Errorf("relax commit: %w", err)
+	}
+	return nil
+}
+
 // heldKey names an outcome: its delivery and the lease it was attempted under.
 type heldKey struct{ delivery, lease string }
 
@@ -564,6 +582,9 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 	}
 	var wake bool
 	err := db.tx(ctx, func(tx pgx.Tx) error {
+		if err := relaxCommit(ctx, tx); err != nil {
+			return err
+		}
 		// Every attempt is recorded, also one whose lease was lost; one whose
 		// delivery was deleted meanwhile (with its endpoint) has nowhere to go.
 		if _, err := tx.Exec(ctx, `INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,

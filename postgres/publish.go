@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -128,8 +129,8 @@ func (db *DB) flushPublishes() {
 	}
 }
 
-// publishGroup commits group's calls in one transaction, each in a savepoint,
-// and answers each. Should the transaction fail for a reason PostgreSQL says a
+// publishGroup commits group's calls in one transaction, each that could be
+// refused in a savepoint of its own, and answers each. Should the transaction fail for a reason PostgreSQL says a
 // retry may cure (a deadlock with another instance's group, a serialization
 // failure, an endpoint deleted meanwhile), each call runs again on its own.
 func (db *DB) publishGroup(group []*publishReq) {
@@ -155,6 +156,24 @@ func (db *DB) publishGroup(group []*publishReq) {
 		p.shard = 1 + rand.IntN(usageShards)
 		p.deferred = map[sqlrow.UsageKey]int64{}
 		for i, r := range group {
+			// A call that nothing can refuse (its organizations exist and
+			// have no quota to exceed) needs no savepoint: should it fail
+			// all the same, the group fails and each call runs alone.
+			safe, err := p.cannotRefuse(r.events)
+			if hookd.ErrorCode(err) == hookd.ENOTFOUND {
+				errs[i] = err // refused before it wrote anything
+				continue
+			}
+			if err != nil {
+				return runAlone{err}
+			}
+			if safe {
+				if err := r.run(ctx, tx, p); err != nil {
+					return runAlone{err}
+				}
+				wake = wake || r.wake
+				continue
+			}
 			if _, err := tx.Exec(ctx, `SAVEPOINT publish`); err != nil {
 				return fmt.Errorf("savepoint: %w", err)
 			}
@@ -178,7 +197,7 @@ func (db *DB) publishGroup(group []*publishReq) {
 		// The usage rows are locked only for the last moment of the group.
 		return p.flushDeferredUsage()
 	})
-	if err != nil && retryable(err) {
+	if err != nil && (retryable(err) || errors.As(err, new(runAlone))) {
 		for _, r := range group {
 			db.publishGroup([]*publishReq{r})
 		}
@@ -194,6 +213,29 @@ func (db *DB) publishGroup(group []*publishReq) {
 			r.done <- errs[i]
 		}
 	}
+}
+
+// runAlone is the failure of a group commit that its calls may not share: each
+// runs again on its own.
+type runAlone struct{ err error }
+
+func (e runAlone) Error() string { return e.err.Error() }
+func (e runAlone) Unwrap() error { return e.err }
+
+// cannotRefuse reads the organizations of events (and their subscribers, for
+// the publish that follows) and reports whether publishing events cannot be
+// refused: no organization has a quota without overage. It fails with
+// ENOTFOUND, before writing anything, if an organization does not exist.
+func (p *publisher) cannotRefuse(events []*hookd.Event) (bool, error) {
+	safe := true
+	for _, ev := range events {
+		if _, err := p.subscribers(ev.OrgID); err != nil {
+			return false, err
+		}
+		o := p.orgs[ev.OrgID]
+		safe = safe && (o.MonthlyQuota == 0 || o.AllowOverage)
+	}
+	return safe, nil
 }
 
 // run publishes r's events with p inside tx: events, deliveries and usage.

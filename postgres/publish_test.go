@@ -44,6 +44,14 @@ func TestPublishGroupCommit(t *testing.T) {
 		var batch []*call
 		for i := range 64 {
 			var evs []*hookd.Event
+			if i == 13 {
+				// A call PostgreSQL refuses (bytes that are not UTF-8 in a
+				// text column) in the middle of calls without a savepoint.
+				evs = multiEvents(open, 1)
+				evs[0].Type = "bad.\xff"
+				batch = append(batch, &call{events: evs})
+				continue
+			}
 			switch i % 4 {
 			case 0:
 				evs = multiEvents(quota, 1)
@@ -79,12 +87,17 @@ func TestPublishGroupCommit(t *testing.T) {
 
 	quotaAccepted, openAccepted := 0, int64(0)
 	for _, c := range calls {
-		hasQuota, unknown := false, false
+		hasQuota, unknown, bad := false, false, false
 		for _, ev := range c.events {
 			hasQuota = hasQuota || ev.OrgID == quota
 			unknown = unknown || ev.OrgID == "org_nosuch"
+			bad = bad || ev.Type == "bad.\xff"
 		}
 		switch {
+		case bad:
+			if c.err == nil {
+				t.Errorf("Publish of an event type that is not UTF-8 succeeded, want PostgreSQL's refusal")
+			}
 		case unknown:
 			if hookd.ErrorCode(c.err) != hookd.ENOTFOUND {
 				t.Errorf("Publish to an unknown organization = %v, want %s", c.err, hookd.ENOTFOUND)

@@ -1,0 +1,71 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/pgtest"
+	"github.com/hookd/hookd/secret"
+)
+
+// TestRelaxedCommitsStayInTheirTransaction: claims and outcomes commit without
+// waiting for the WAL flush, and that setting ends with their transaction: on
+// a pool of one connection, the publish that follows them (acknowledged to a
+// client) and the session itself still commit synchronously.
+func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
+	t.Parallel()
+	sealer, err := secret.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(t.Context(), Config{URL: pgtest.URL(t) + "&pool_max_conns=1", Sealer: sealer})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	org := &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: now}
+	if err := db.CreateOrganization(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	ep := &hookd.Endpoint{ID: ids.New("ep"), OrgID: org.ID, URL: "https://example.com/h", Events: []string{"*"}, Enabled: true,
+		SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: hookd.OrderingUnordered,
+		Secret: "whsec_c2VjcmV0LW9mLXRlc3Q=", CreatedAt: now, UpdatedAt: now}
+	if err := db.CreateEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	setting := func(what string) string {
+		t.Helper()
+		var v string
+		if err := db.pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil {
+			t.Fatalf("after %s: SHOW synchronous_commit: %v", what, err)
+		}
+		return v
+	}
+	for round := range 2 {
+		ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}
+		if _, err := db.Publish(ctx, []*hookd.Event{ev}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		cs, err := db.ClaimDeliveries(ctx, hookd.ClaimParams{Limit: 10, Now: now, Lease: time.Minute})
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("round %d: ClaimDeliveries = %d claims, %v; want 1", round, len(cs), err)
+		}
+		if v := setting("a claim"); v != "on" {
+			t.Errorf("round %d: synchronous_commit = %q after a claim, want on: the relaxed commit leaked out of its transaction", round, v)
+		}
+		a := hookd.Attempt{ID: ids.New("att"), Number: 1, URL: ep.URL, StatusCode: 200, CreatedAt: now}
+		if err := db.CompleteDeliveries(ctx, []hookd.Outcome{{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease,
+			Status: hookd.DeliverySucceeded, Attempt: a}}); err != nil {
+			t.Fatalf("CompleteDeliveries: %v", err)
+		}
+		if v := setting("an outcome"); v != "on" {
+			t.Errorf("round %d: synchronous_commit = %q after an outcome, want on: the relaxed commit leaked out of its transaction", round, v)
+		}
+	}
+}
