@@ -95,16 +95,6 @@ func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
 	if ev.IdempotencyKey != "" {
 		idem = ev.IdempotencyKey
 	}
-	var seq int64
-	err = p.tx.QueryRow(p.ctx, `INSERT INTO events (org_id, id, type, data, idempotency_key, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq`,
-		ev.OrgID, ev.ID, ev.Type, []byte(ev.Data), idem, us(ev.CreatedAt)).Scan(&seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p.duplicate(ev)
-	}
-	if err != nil {
-		return hookd.PublishResult{}, fmt.Errorf("insert event: %w", err)
-	}
 	var (
 		dIDs, dEndpoints, dStatus []string
 		dNext                     []int64
@@ -125,10 +115,6 @@ func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
 		dIDs = append(dIDs, ids.NewAt("dlv", ev.CreatedAt))
 		dEndpoints, dStatus, dNext = append(dEndpoints, s.id), append(dStatus, status), append(dNext, us(ev.CreatedAt))
 	}
-	if len(dIDs) == 0 {
-		return hookd.PublishResult{Event: ev}, nil
-	}
-	p.due = p.due || slices.Contains(dStatus, hookd.DeliveryPending)
 	if len(fifo) > 0 {
 		// A FIFO endpoint with pending deliveries gets the new one parked behind
 		// them. (Should a concurrent transaction finish the last of them unseen,
@@ -143,12 +129,26 @@ func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
 			}
 		}
 	}
-	if _, err := p.tx.Exec(p.ctx, `INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, created_at, updated_at)
-		SELECT d.id, $1, $2, d.endpoint_id, d.status, d.next, $3, $3
-		FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) AS d(id, endpoint_id, status, next)`,
-		ev.OrgID, seq, us(ev.CreatedAt), dIDs, dEndpoints, dStatus, dNext); err != nil {
-		return hookd.PublishResult{}, fmt.Errorf("insert deliveries: %w", err)
+	// One round trip: the event, and its deliveries if it is new. (A
+	// data-modifying WITH runs to completion whether or not it is read.)
+	var seq int64
+	err = p.tx.QueryRow(p.ctx, `WITH ev AS (
+			INSERT INTO events (org_id, id, type, data, idempotency_key, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq
+		), ds AS (
+			INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, created_at, updated_at)
+			SELECT d.id, $1, ev.seq, d.endpoint_id, d.status, d.next, $6, $6
+			FROM ev CROSS JOIN unnest($7::text[], $8::text[], $9::text[], $10::bigint[]) AS d(id, endpoint_id, status, next)
+		)
+		SELECT seq FROM ev`,
+		ev.OrgID, ev.ID, ev.Type, []byte(ev.Data), idem, us(ev.CreatedAt), dIDs, dEndpoints, dStatus, dNext).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p.duplicate(ev)
 	}
+	if err != nil {
+		return hookd.PublishResult{}, fmt.Errorf("insert event: %w", err)
+	}
+	p.due = p.due || slices.Contains(dStatus, hookd.DeliveryPending)
 	return hookd.PublishResult{Event: ev, Deliveries: len(dIDs)}, nil
 }
 
