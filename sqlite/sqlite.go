@@ -13,7 +13,9 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -324,14 +326,22 @@ func (db *DB) Close() error {
 	return errors.Join(db.r.Close(), db.wc.Close(), db.w.Close())
 }
 
-// Ping checks that both the reader pool and the writer answer.
+// Ping checks that the reader pool answers and that the writer can write.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping sqlite: %w", err)
 	}
-	// The writer may be busy with other work; the caller's deadline still holds.
+	// The writer writes (a heartbeat in meta), so that a disk that refuses
+	// writes fails the check; it may be busy with other work meanwhile, and
+	// the caller's deadline still holds.
 	done := make(chan error, 1)
-	go func() { done <- db.write(context.WithoutCancel(ctx), func(tx wtx) error { return nil }) }()
+	go func() {
+		done <- db.write(context.WithoutCancel(ctx), func(tx wtx) error {
+			_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('health', ?)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+			return err
+		})
+	}()
 	select {
 	case err := <-done:
 		return err
@@ -396,16 +406,29 @@ func (db *DB) forget() {
 	clear(db.health)
 }
 
+// explain adds to err, when the disk refused a write, what the operating system
+// says of the store's files (see diskFault).
+func (db *DB) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	if cause := diskFault(err, db.cfg.Path, db.cfg.Path+"-wal", db.cfg.Path+"-shm"); cause != "" {
+		return fmt.Errorf("%w (%s)", err, cause)
+	}
+	return err
+}
+
 // runBatch runs every op of batch in one transaction, each inside a savepoint so that
 // one op's failure undoes only its own changes, and commits once.
 func (db *DB) runBatch(batch []writeOp) {
 	errs := make([]error, len(batch))
 	finish := func(shared error) {
+		shared = db.explain(shared)
 		for i, op := range batch {
 			if shared != nil {
 				op.done <- shared
 			} else {
-				op.done <- errs[i]
+				op.done <- db.explain(errs[i])
 			}
 		}
 	}
@@ -424,7 +447,8 @@ func (db *DB) runBatch(batch []writeOp) {
 	}
 	abort := func(what string, err error) {
 		db.forget()
-		if _, rbErr := tx.Exec("ROLLBACK"); rbErr != nil {
+		// A failed COMMIT may have rolled back already: that is no news.
+		if _, rbErr := tx.Exec("ROLLBACK"); rbErr != nil && !strings.Contains(rbErr.Error(), "no transaction is active") {
 			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
 		}
 		finish(fmt.Errorf("%s: %w", what, err))
