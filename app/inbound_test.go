@@ -649,4 +649,26 @@ func TestInboundMediaTypesAndSize(t *testing.T) {
 	if status, _, m := e.h.Inbound(t, p.Header(time.Now(), over), over); status != http.StatusRequestEntityTooLarge || errorCode(m) != "payload_too_large" {
 		t.Errorf("body of %d bytes = %d %v, want 413 payload_too_large", maxBody+1, status, m)
 	}
+
+	// A correctly signed body that is not UTF-8, or nested too deep, is not
+	// JSON: refused, and nothing is stored under its id.
+	for name, body := range map[string][]byte{
+		"not UTF-8": []byte("{\"id\":\"bad-utf8\",\"type\":\"order.created\",\"data\":{\"k\":\"\xff\"}}"),
+		"too deep":  []byte(`{"id":"bad-deep","type":"order.created","data":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`),
+	} {
+		if len(body) > maxBody {
+			e2 := setup(t, func(c *app.Config) { c.MaxBodyBytes = 1 << 20 })
+			p2 := e2.partner(t, nil)
+			if status, _, m := e2.h.Inbound(t, p2.Header(time.Now(), body), body); status != http.StatusBadRequest || errorCode(m) != "invalid_json" {
+				t.Errorf("signed body %s = %d %v, want 400 invalid_json", name, status, m)
+			}
+			continue
+		}
+		if status, _, m := e.h.Inbound(t, p.Header(time.Now(), body), body); status != http.StatusBadRequest || errorCode(m) != "invalid_json" {
+			t.Errorf("signed body %s = %d %v, want 400 invalid_json", name, status, m)
+		}
+	}
+	if status, m := e.h.InboundStatus(t, p.APIKey, "bad-utf8"); status != http.StatusNotFound {
+		t.Errorf("status of the refused body's event = %d %v, want 404 (nothing stored)", status, m)
+	}
 }

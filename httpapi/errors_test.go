@@ -459,6 +459,16 @@ func TestPublishRejects(t *testing.T) {
 		bad("id_slash", map[string]any{"id": "evt/1"}, "id"),
 		bad("id_non_ascii", map[string]any{"id": "évt"}, "id"),
 		bad("id_newline", map[string]any{"id": "evt\n"}, "id"),
+		// Data that is not UTF-8 (encoding/json keeps a raw value's bytes as
+		// sent): stored, it would be delivered as a body that is not JSON.
+		{name: "data_not_utf8", path: "/api/events", body: "{\"organization\":\"" + orgID + "\",\"type\":\"a.b\",\"data\":\"\xff\"}",
+			status: 400, code: "invalid_json"},
+		{name: "batch_data_not_utf8", path: "/api/events/batch",
+			body:   "{\"organization\":\"" + orgID + "\",\"events\":[{\"type\":\"a.b\",\"data\":1},{\"type\":\"a.b\",\"data\":{\"k\":\"\xfe\"}}]}",
+			status: 400, code: "invalid_json"},
+		// JSON nested deeper than the decoder allows.
+		{name: "data_too_deep", path: "/api/events", body: `{"organization":"` + orgID + `","type":"a.b","data":` +
+			strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`, status: 400, code: "invalid_json"},
 		// Event types.
 		bad("type_empty", map[string]any{"type": ""}, "type"),
 		bad("type_double_dot", map[string]any{"type": "invoice..paid"}, "type"),
