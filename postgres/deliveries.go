@@ -307,8 +307,9 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	for i, c := range cands {
 		want[i] = c.id
 	}
-	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('synchronous_commit', 'off', true)`,
-		claimLockTimeout); err != nil {
+	// Leases commit synchronously: one lost in a crash of PostgreSQL would let
+	// another instance attempt a delivery that is still being attempted.
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, claimLockTimeout); err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)
 	}
 	// A claim takes the locks it can get and leaves the endpoints whose lock
@@ -532,14 +533,18 @@ func insertAttempt(ctx context.Context, tx pgx.Tx, a *hookd.Attempt) error {
 
 // relaxCommit makes tx commit without waiting for its WAL to reach the disk
 // (synchronous_commit off), for transactions whose loss in a crash of
-// PostgreSQL only makes a delivery be attempted again: leases and attempt
-// outcomes, none of which the API acknowledged. A crash of hookd loses nothing
-// (the commit is done in PostgreSQL's memory); a crash of PostgreSQL (or the
-// machine) may lose the last fraction of a second of them, never corrupting
-// anything, and the next synchronous commit (every publish, every API write)
-// makes them durable too, since the WAL is written in order. What a lost
-// outcome costs: the delivery is still leased, and attempted again once the
-// lease ends: a duplicate, which at-least-once delivery allows.
+// PostgreSQL only makes a delivery be attempted again: attempt outcomes (with
+// what they bring about: an endpoint disabled, a FIFO successor made due,
+// delivery.failed or endpoint.disabled emitted), none of which the API
+// acknowledged. A crash of hookd loses nothing (the commit is done in
+// PostgreSQL's memory); a crash of PostgreSQL (or the machine) may lose the
+// last fraction of a second of them, never corrupting anything, and the next
+// synchronous commit (every publish, every claim, every API write) makes them
+// durable too, since the WAL is written in order. What a lost outcome costs: the
+// delivery is still leased, and attempted again once the lease ends (never
+// while the first attempt runs), its consequences decided again then: a
+// duplicate, which at-least-once delivery allows. Reads may see such an outcome
+// before a crash takes it back.
 func relaxCommit(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true)`); err != nil {
 		return fmt.Errorf("relax commit: %w", err)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,19 +19,34 @@ import (
 // Publishes are group-committed: every Publish call is acknowledged only once
 // committed, and a commit waits for the WAL to reach the disk, so calls that
 // arrive together share one transaction (and one flush) instead of paying for
-// one each. Each call runs inside a savepoint of its own, so one call's failure
-// (an unknown organization, a quota) undoes only its own events.
+// one each. Only calls that nothing but PostgreSQL itself could refuse share a
+// transaction: every organization they publish to exists and has no quota, so
+// their usage is only added up, never checked. A call for an organization with a
+// quota (checked under a row lock that may wait for other instances) runs in a
+// transaction of its own, in a goroutine of its own, as before group commits: it
+// never holds up another organization's calls, nor they it.
 const (
 	// publishFlushers is how many group transactions may run at once.
 	publishFlushers = 4
-	// maxPublishGroup caps the calls of one group transaction. Each is a
-	// subtransaction; PostgreSQL tracks up to 64 per transaction cheaply.
-	maxPublishGroup = 48
+	// maxPublishGroup caps the calls of one group transaction.
+	maxPublishGroup = 64
 	// maxPublishGroupEvents stops adding calls to a group once it holds this
 	// many events (a few batches are enough to fill one transaction).
 	maxPublishGroupEvents = 2000
-	// publishTimeout bounds one group transaction.
+	// publishTimeout bounds one transaction of publishes.
 	publishTimeout = 30 * time.Second
+	// groupLockTimeout bounds a group's wait for a lock another transaction
+	// holds (the same event id published elsewhere, an endpoint being
+	// deleted): past it the group's calls run one by one, each waiting for
+	// what it needs alone.
+	groupLockTimeout = "2s"
+)
+
+// The states of a publishReq.
+const (
+	reqQueued    int32 = iota // waiting for a flusher
+	reqTaken                  // in a transaction: its outcome is the answer
+	reqAbandoned              // its caller gave up first: it never runs
 )
 
 type publishReq struct {
@@ -39,14 +54,18 @@ type publishReq struct {
 	results []hookd.PublishResult
 	wake    bool // a delivery became due: wake the workers once committed
 	done    chan error
+	state   atomic.Int32
 }
+
+// take marks r as taken by a flusher, unless its caller gave up on it.
+func (r *publishReq) take() bool { return r.state.CompareAndSwap(reqQueued, reqTaken) }
 
 // publishGroup gathers concurrent Publish calls.
 type publishGroup struct {
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
 	reqs   chan *publishReq
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // flushers and calls running alone
 	// calls and groups count the Publish calls taken and the transactions
 	// they were committed in.
 	calls, groups atomic.Int64
@@ -78,7 +97,9 @@ func (db *DB) stopPublishers() {
 }
 
 // Publish implements hookd.Store. It returns once the events are committed, in
-// a transaction shared with the calls that arrived meanwhile.
+// a transaction shared with the calls that arrived meanwhile. If ctx ends while
+// the call still waits for a transaction, the call never runs and Publish
+// returns ctx's error; once in a transaction, its outcome is the answer.
 func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	req := &publishReq{events: events, done: make(chan error, 1)}
 	db.pub.mu.RLock()
@@ -93,25 +114,30 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 		return nil, fmt.Errorf("publish: %w", ctx.Err())
 	}
 	db.pub.mu.RUnlock()
+	var err error
 	select {
-	case err := <-req.done:
-		if err != nil {
-			return nil, fmt.Errorf("publish: %w", err)
-		}
-		return req.results, nil
+	case err = <-req.done:
 	case <-ctx.Done():
-		// The events may still be committed: the caller was not told they
-		// were, and publishing them again finds them (a duplicate).
-		return nil, fmt.Errorf("publish: %w", ctx.Err())
+		if req.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return nil, fmt.Errorf("publish: %w", ctx.Err())
+		}
+		err = <-req.done // bounded by publishTimeout
 	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	return req.results, nil
 }
 
 // flushPublishes takes a request and every other one already waiting (up to
 // maxPublishGroup), and commits them in one transaction.
 func (db *DB) flushPublishes() {
 	for req := range db.pub.reqs {
-		group := []*publishReq{req}
-		n := len(req.events)
+		var group []*publishReq
+		n := 0
+		if req.take() {
+			group, n = append(group, req), len(req.events)
+		}
 	fill:
 		for len(group) < maxPublishGroup && n < maxPublishGroupEvents {
 			select {
@@ -119,121 +145,129 @@ func (db *DB) flushPublishes() {
 				if !ok {
 					break fill
 				}
-				group, n = append(group, r), n+len(r.events)
+				if r.take() {
+					group, n = append(group, r), n+len(r.events)
+				}
 			default:
 				break fill
 			}
+		}
+		if len(group) == 0 {
+			continue
 		}
 		db.pub.calls.Add(int64(len(group)))
 		db.publishGroup(group)
 	}
 }
 
-// publishGroup commits group's calls in one transaction, each that could be
-// refused in a savepoint of its own, and answers each. Should the transaction fail for a reason PostgreSQL says a
-// retry may cure (a deadlock with another instance's group, a serialization
-// failure, an endpoint deleted meanwhile), each call runs again on its own.
+// runAlone is the failure of a group that its calls must not share: each runs
+// again on its own.
+type runAlone struct{ err error }
+
+func (e runAlone) Error() string { return e.err.Error() }
+func (e runAlone) Unwrap() error { return e.err }
+
+// publishGroup commits, in one transaction, the calls of group that nothing
+// can refuse, and answers them; it answers the calls to unknown organizations
+// with ENOTFOUND, and hands those for organizations with a quota to
+// publishAlone. Should the transaction fail, nothing of it was stored (unless
+// its very commit failed, which answers every call with that error): each call
+// runs again alone, so that only a call PostgreSQL refuses fails.
 func (db *DB) publishGroup(group []*publishReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	db.pub.groups.Add(1)
-	if len(group) == 1 {
-		r := group[0]
-		r.results, r.wake = nil, false
-		err := db.tx(ctx, func(tx pgx.Tx) error { return r.run(ctx, tx, newPublisher(ctx, tx)) })
-		if err == nil && r.wake {
-			db.wakeWorkers()
-		}
-		r.done <- err
-		return
-	}
-	errs := make([]error, len(group))
-	wake := false
+	var (
+		errs  = make([]error, len(group))
+		alone = make([]bool, len(group))
+		wake  bool
+	)
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, groupLockTimeout); err != nil {
+			return runAlone{fmt.Errorf("set lock timeout: %w", err)}
+		}
 		// The calls share what the transaction read of organizations and
-		// endpoints, and one usage shard for organizations without a quota.
+		// endpoints, and one usage shard, counted once at the end.
 		p := newPublisher(ctx, tx)
 		p.shard = 1 + rand.IntN(usageShards)
 		p.deferred = map[sqlrow.UsageKey]int64{}
 		for i, r := range group {
-			// A call that nothing can refuse (its organizations exist and
-			// have no quota to exceed) needs no savepoint: should it fail
-			// all the same, the group fails and each call runs alone.
 			safe, err := p.cannotRefuse(r.events)
-			if hookd.ErrorCode(err) == hookd.ENOTFOUND {
+			switch {
+			case hookd.ErrorCode(err) == hookd.ENOTFOUND:
 				errs[i] = err // refused before it wrote anything
 				continue
-			}
-			if err != nil {
+			case err != nil:
 				return runAlone{err}
-			}
-			if safe {
-				if err := r.run(ctx, tx, p); err != nil {
-					return runAlone{err}
-				}
-				wake = wake || r.wake
+			case !safe:
+				alone[i] = true
 				continue
 			}
-			if _, err := tx.Exec(ctx, `SAVEPOINT publish`); err != nil {
-				return fmt.Errorf("savepoint: %w", err)
-			}
-			errs[i] = r.run(ctx, tx, p)
-			if errs[i] != nil {
-				if retryable(errs[i]) {
-					return errs[i] // the whole group runs again, call by call
-				}
-				if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT publish`); err != nil {
-					return fmt.Errorf("rollback to savepoint: %w", err)
-				}
-				// What the failed call read may be undone: read it again.
-				clear(p.subs)
-				clear(p.orgs)
-			}
-			if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT publish`); err != nil {
-				return fmt.Errorf("release savepoint: %w", err)
+			if err := r.run(ctx, tx, p); err != nil {
+				return runAlone{err}
 			}
 			wake = wake || r.wake
 		}
-		// The usage rows are locked only for the last moment of the group.
-		return p.flushDeferredUsage()
+		// The usage rows are locked only for the last moment, in key order.
+		if err := p.flushDeferredUsage(); err != nil {
+			return runAlone{err}
+		}
+		return nil
 	})
-	if err != nil && (retryable(err) || errors.As(err, new(runAlone))) {
+	switch {
+	case err != nil && (retryable(err) || errors.As(err, new(runAlone))):
 		for _, r := range group {
-			db.publishGroup([]*publishReq{r})
+			db.spawnAlone(r)
+		}
+		return
+	case err != nil:
+		for _, r := range group {
+			r.done <- err
 		}
 		return
 	}
-	if err == nil && wake {
+	if slices.ContainsFunc(group, func(r *publishReq) bool { return r.results != nil }) {
+		db.pub.groups.Add(1) // a transaction that committed calls
+	}
+	if wake {
 		db.wakeWorkers()
 	}
 	for i, r := range group {
-		if err != nil {
-			r.done <- err
+		if alone[i] {
+			db.spawnAlone(r)
 		} else {
 			r.done <- errs[i]
 		}
 	}
 }
 
-// runAlone is the failure of a group commit that its calls may not share: each
-// runs again on its own.
-type runAlone struct{ err error }
-
-func (e runAlone) Error() string { return e.err.Error() }
-func (e runAlone) Unwrap() error { return e.err }
+// spawnAlone runs r in a transaction of its own, in a goroutine of its own, so
+// that the flusher goes on with other calls while r waits for its locks.
+func (db *DB) spawnAlone(r *publishReq) {
+	db.pub.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		defer cancel()
+		db.pub.groups.Add(1)
+		r.results, r.wake = nil, false
+		err := db.tx(ctx, func(tx pgx.Tx) error { return r.run(ctx, tx, newPublisher(ctx, tx)) })
+		if err == nil && r.wake {
+			db.wakeWorkers()
+		}
+		r.done <- err
+	})
+}
 
 // cannotRefuse reads the organizations of events (and their subscribers, for
 // the publish that follows) and reports whether publishing events cannot be
-// refused: no organization has a quota without overage. It fails with
-// ENOTFOUND, before writing anything, if an organization does not exist.
+// refused: no organization has a quota. (One with overage counts its usage in
+// the same row as one without, so it runs alone too.) It fails with ENOTFOUND,
+// before writing anything, if an organization does not exist.
 func (p *publisher) cannotRefuse(events []*hookd.Event) (bool, error) {
 	safe := true
 	for _, ev := range events {
 		if _, err := p.subscribers(ev.OrgID); err != nil {
 			return false, err
 		}
-		o := p.orgs[ev.OrgID]
-		safe = safe && (o.MonthlyQuota == 0 || o.AllowOverage)
+		safe = safe && p.orgs[ev.OrgID].MonthlyQuota == 0
 	}
 	return safe, nil
 }
@@ -241,7 +275,6 @@ func (p *publisher) cannotRefuse(events []*hookd.Event) (bool, error) {
 // run publishes r's events with p inside tx: events, deliveries and usage.
 func (r *publishReq) run(ctx context.Context, tx pgx.Tx, p *publisher) error {
 	p.due = false
-	deferred := maps.Clone(p.deferred) // what to go back to if this call fails
 	results, err := p.publishAll(r.events)
 	if err != nil {
 		return err
@@ -253,9 +286,6 @@ func (r *publishReq) run(ctx context.Context, tx pgx.Tx, p *publisher) error {
 	}
 	if err := p.settleUsage(); err != nil {
 		clear(p.usage)
-		if deferred != nil {
-			p.deferred = deferred
-		}
 		return err
 	}
 	r.results, r.wake = results, p.due

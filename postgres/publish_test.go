@@ -2,8 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/postgres"
@@ -44,9 +49,10 @@ func TestPublishGroupCommit(t *testing.T) {
 		var batch []*call
 		for i := range 64 {
 			var evs []*hookd.Event
-			if i == 13 {
+			if i == 13 && round%2 == 0 {
 				// A call PostgreSQL refuses (bytes that are not UTF-8 in a
-				// text column) in the middle of calls without a savepoint.
+				// text column) amid others in a shared transaction: they run
+				// again alone. (Every other round, so that groups also commit.)
 				evs = multiEvents(open, 1)
 				evs[0].Type = "bad.\xff"
 				batch = append(batch, &call{events: evs})
@@ -75,7 +81,7 @@ func TestPublishGroupCommit(t *testing.T) {
 		close(start)
 		wg.Wait()
 		calls = append(calls, batch...)
-		if n, tx := db.PublishStats(); n-tx >= 64 {
+		if n, tx := db.PublishStats(); n-tx >= 64 && round >= 1 {
 			break // enough calls shared a transaction
 		}
 	}
@@ -157,3 +163,140 @@ func TestPublishGroupCommit(t *testing.T) {
 }
 
 var _ interface{ PublishStats() (int64, int64) } = (*postgres.DB)(nil)
+
+// TestPublishQuotaWaitHoldsNoOneElse: calls for an organization whose usage
+// row another transaction holds (a frozen instance, say) wait for it alone:
+// calls for other organizations meanwhile commit at once, none fails, and the
+// waiting calls commit once the row is free.
+func TestPublishQuotaWaitHoldsNoOneElse(t *testing.T) {
+	t.Parallel()
+	u := testURL(t)
+	db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	held, free := multiOrg(t, db), multiOrg(t, db) // held has a quota
+	if _, err := db.UpdateOrganization(t.Context(), free, func(o *hookd.Organization) error { o.MonthlyQuota = 0; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	multiEndpoint(t, db, held, nil)
+	multiEndpoint(t, db, free, nil)
+	multiPublish(t, db, multiEvents(held, 1)) // its usage row exists
+	conn, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM usage WHERE org_id = $1 AND shard = 0 FOR UPDATE`, held); err != nil {
+		t.Fatal(err)
+	}
+
+	heldDone := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := db.Publish(context.Background(), multiEvents(held, 1))
+			heldDone <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // the held calls are waiting
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 32 {
+		wg.Go(func() {
+			if _, err := db.Publish(context.Background(), multiEvents(free, 1)); err != nil {
+				t.Errorf("Publish for another organization while a usage row is held: %v", err)
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("32 calls for another organization took %s while a usage row was held: they waited for it", took)
+	}
+	select {
+	case err := <-heldDone:
+		t.Fatalf("a call for the organization whose usage row is held answered %v before the row was free", err)
+	default:
+	}
+	tx.Rollback(t.Context())
+	for range 8 {
+		if err := <-heldDone; err != nil {
+			t.Errorf("Publish once the usage row was free: %v", err)
+		}
+	}
+}
+
+// TestPublishAbandonedBeforeItRuns: a call whose context ends while it still
+// waits for a transaction (every flusher busy) answers the context's error at
+// once and is never stored; a call is never answered with an error and then
+// committed.
+func TestPublishAbandonedBeforeItRuns(t *testing.T) {
+	t.Parallel()
+	u := testURL(t)
+	db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	busy, victim := multiOrg(t, db), multiOrg(t, db)
+	for _, org := range []string{busy, victim} {
+		if _, err := db.UpdateOrganization(t.Context(), org, func(o *hookd.Organization) error { o.MonthlyQuota = 0; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		multiEndpoint(t, db, org, nil)
+	}
+	conn, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	// Publishing to busy waits for its organization's row: each of these
+	// calls keeps a flusher waiting.
+	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, busy); err != nil {
+		t.Fatal(err)
+	}
+	busyDone := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := db.Publish(context.Background(), multiEvents(busy, 1))
+			busyDone <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // each taken by an idle flusher
+	}
+	evs := multiEvents(victim, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = db.Publish(ctx, evs)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish while every flusher is busy = %v, want the context's deadline", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Publish answered its context's end after %s, want at once", took)
+	}
+	tx.Rollback(t.Context())
+	for range 8 {
+		if err := <-busyDone; err != nil {
+			t.Errorf("Publish once the organization's row was free: %v", err)
+		}
+	}
+	// Every flusher is free again: the abandoned call would have run by now.
+	multiPublish(t, db, multiEvents(victim, 1))
+	for _, ev := range evs {
+		if _, _, err := db.Event(t.Context(), victim, ev.ID); hookd.ErrorCode(err) != hookd.ENOTFOUND {
+			t.Errorf("event %s of a call answered with its context's error: Event = %v, want %s (never stored)", ev.ID, err, hookd.ENOTFOUND)
+		}
+	}
+}

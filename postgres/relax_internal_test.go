@@ -12,10 +12,11 @@ import (
 	"github.com/hookd/hookd/secret"
 )
 
-// TestRelaxedCommitsStayInTheirTransaction: claims and outcomes commit without
-// waiting for the WAL flush, and that setting ends with their transaction: on
-// a pool of one connection, the publish that follows them (acknowledged to a
-// client) and the session itself still commit synchronously.
+// TestRelaxedCommitsStayInTheirTransaction: outcomes commit without waiting
+// for the WAL flush, and that setting ends with their transaction: on a pool of
+// one connection, the claims and publishes that follow them (a publish is
+// acknowledged to a client; a lost lease would let two instances attempt one
+// delivery at once) still commit synchronously.
 func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 	t.Parallel()
 	sealer, err := secret.NewSealer(bytes.Repeat([]byte{7}, 32))
