@@ -51,6 +51,7 @@ type Config struct {
 // previous run, so deliveries interrupted by a crash resume at once.
 type DB struct {
 	cfg Config
+	hb  heartbeat // Ping's write check
 	w   *sql.DB   // one connection, used only by the writer goroutine
 	wc  *sql.Conn // that connection
 	r   *sql.DB   // read-only pool
@@ -326,25 +327,59 @@ func (db *DB) Close() error {
 	return errors.Join(db.r.Close(), db.wc.Close(), db.w.Close())
 }
 
-// Ping checks that the reader pool answers and that the writer can write.
+// heartbeatEvery is how long the result of the write Ping makes holds: checks
+// within it share that write, so that no number of health checks adds more
+// than one write a second.
+const heartbeatEvery = time.Second
+
+// heartbeat is the write check that Ping shares.
+type heartbeat struct {
+	mu      sync.Mutex
+	at      time.Time     // when the last check ended
+	err     error         // and its result
+	running chan struct{} // closed when the running check ends; nil if none
+}
+
+// Ping checks that the reader pool answers and that the writer can write: it
+// writes a heartbeat row, so that a disk that refuses writes fails the check
+// (at most once per heartbeatEvery; checks meanwhile share the last result).
+// The writer may be busy with other work; the caller's deadline still holds.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping sqlite: %w", err)
 	}
-	// The writer writes (a heartbeat in meta), so that a disk that refuses
-	// writes fails the check; it may be busy with other work meanwhile, and
-	// the caller's deadline still holds.
-	done := make(chan error, 1)
-	go func() {
-		done <- db.write(context.WithoutCancel(ctx), func(tx wtx) error {
-			_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('health', ?)
-				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
-			return err
-		})
-	}()
-	select {
-	case err := <-done:
+	hb := &db.hb
+	hb.mu.Lock()
+	if !hb.at.IsZero() && time.Since(hb.at) < heartbeatEvery && hb.running == nil {
+		err := hb.err
+		hb.mu.Unlock()
 		return err
+	}
+	running := hb.running
+	if running == nil {
+		running = make(chan struct{})
+		hb.running = running
+		go func() {
+			err := db.write(context.Background(), func(tx wtx) error {
+				_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('health', ?)
+					ON CONFLICT (key) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+				return err
+			})
+			if err != nil {
+				err = fmt.Errorf("ping sqlite writer: %w", err)
+			}
+			hb.mu.Lock()
+			hb.at, hb.err, hb.running = time.Now(), err, nil
+			hb.mu.Unlock()
+			close(running)
+		}()
+	}
+	hb.mu.Unlock()
+	select {
+	case <-running:
+		hb.mu.Lock()
+		defer hb.mu.Unlock()
+		return hb.err
 	case <-ctx.Done():
 		return fmt.Errorf("ping sqlite writer: %w", ctx.Err())
 	}
