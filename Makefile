@@ -2,13 +2,30 @@
 
 GO ?= go
 
-.PHONY: test vet build run bench fmt
+.PHONY: test vet build run bench fmt fuzz
 
 ## test: vet, then every test with the race detector, then the end-to-end
 ## suite of package app and the engine tests again on PostgreSQL (HOOKD_TEST_STORE).
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 	HOOKD_TEST_STORE=postgres $(GO) test -race -count=1 -timeout 15m ./app ./delivery
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
+
+## fuzz: every fuzz target of every package (found with go test -list), for
+## FUZZTIME each; make test runs them briefly, by a count of inputs rather than a
+## duration (go1.26's fuzzer can report a spurious "context deadline exceeded"
+## when a -fuzztime duration ends, golang/go#75804). A failure leaves its input in
+## the package's testdata/fuzz, which then runs as a seed in every test run.
+FUZZTIME ?= 200000x
+fuzz:
+	@$(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ { names = names " " $$1 } /^ok/ { if (names != "") print $$2 names; names = "" }' | \
+	while read -r pkg names; do \
+		for name in $$names; do \
+			echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" 2>&1) || \
+				{ echo "$$out"; exit 1; }; \
+		done; \
+	done
 
 vet:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
