@@ -308,7 +308,10 @@ const faultAttemptTimeout = 4 * time.Second
 // redirect is followed, and that every delivery succeeds once the fault heals.
 func TestFaultsReceivers(t *testing.T) {
 	t.Parallel()
-	e := setup(t, func(c *app.Config) { c.Engine.AttemptTimeout = faultAttemptTimeout })
+	e := setup(t, func(c *app.Config) {
+		c.Engine.AttemptTimeout = faultAttemptTimeout
+		c.KeyRateLimit = -1 // the suite reads every delivery's log, faster than a client would
+	})
 	scale, hold := 1, time.Duration(0)
 	if faultsLong() {
 		scale, hold = 10, 10*time.Second
