@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hookd/hookd"
@@ -27,33 +26,7 @@ type completeReq struct {
 	done     chan error
 }
 
-// completer gathers concurrent CompleteDeliveries calls.
-type completer struct {
-	mu     sync.RWMutex // guards closed against sends on reqs
-	closed bool
-	reqs   chan completeReq
-	wg     sync.WaitGroup
-}
-
 var errClosed = errors.New("postgres: store is closed")
-
-func (db *DB) startCompleter() {
-	db.comp.reqs = make(chan completeReq, maxCompleteBatch)
-	for range completeFlushers {
-		db.comp.wg.Go(db.flushCompletes)
-	}
-}
-
-// stopCompleter records what was submitted and stops the flushers.
-func (db *DB) stopCompleter() {
-	db.comp.mu.Lock()
-	if !db.comp.closed {
-		db.comp.closed = true
-		close(db.comp.reqs)
-	}
-	db.comp.mu.Unlock()
-	db.comp.wg.Wait()
-}
 
 // CompleteDeliveries implements hookd.Store. It returns once the outcomes are
 // committed, in a transaction shared with the calls that arrived meanwhile.
@@ -62,18 +35,9 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 		return nil
 	}
 	req := completeReq{outcomes: outcomes, done: make(chan error, 1)}
-	db.comp.mu.RLock()
-	if db.comp.closed {
-		db.comp.mu.RUnlock()
-		return fmt.Errorf("complete deliveries: %w", errClosed)
+	if err := db.comp.submit(ctx, req); err != nil {
+		return fmt.Errorf("complete deliveries: %w", err)
 	}
-	select {
-	case db.comp.reqs <- req:
-	case <-ctx.Done():
-		db.comp.mu.RUnlock()
-		return fmt.Errorf("complete deliveries: %w", ctx.Err())
-	}
-	db.comp.mu.RUnlock()
 	select {
 	case err := <-req.done:
 		if err != nil {
@@ -91,23 +55,11 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 // maxCompleteBatch outcomes), and records them in one transaction. If that
 // fails, each request is recorded on its own, so that one bad outcome fails
 // only its own call.
-func (db *DB) flushCompletes() {
-	for req := range db.comp.reqs {
-		batch := []completeReq{req}
-		n := len(req.outcomes)
-	fill:
-		for n < maxCompleteBatch {
-			select {
-			case r, ok := <-db.comp.reqs:
-				if !ok {
-					break fill
-				}
-				batch, n = append(batch, r), n+len(r.outcomes)
-			default:
-				break fill
-			}
-		}
-		all := make([]hookd.Outcome, 0, n)
+func (db *DB) flushCompletes(reqs <-chan completeReq) {
+	for req := range reqs {
+		batch := fill(reqs, []completeReq{req}, maxCompleteBatch, maxCompleteBatch,
+			func(r completeReq) int { return len(r.outcomes) })
+		var all []hookd.Outcome
 		for _, r := range batch {
 			all = append(all, r.outcomes...)
 		}

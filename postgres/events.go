@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -82,84 +81,27 @@ func (p *publisher) subscribers(orgID string) ([]subscriber, error) {
 	return subs, nil
 }
 
-// publish stores ev (unless it is a duplicate) and its deliveries. The insert
-// itself detects a duplicate (ON CONFLICT on the id and idempotency key), so two
-// instances publishing the same event at once store it once: the second waits for
-// the first to commit and then finds its event.
+// publish stores ev (unless it is a duplicate) and its deliveries: publishAll
+// of one event.
 func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
-	subs, err := p.subscribers(ev.OrgID)
+	rs, err := p.publishAll([]*hookd.Event{ev})
 	if err != nil {
 		return hookd.PublishResult{}, err
 	}
-	var idem any
-	if ev.IdempotencyKey != "" {
-		idem = ev.IdempotencyKey
-	}
-	var (
-		dIDs, dEndpoints, dStatus []string
-		dNext                     []int64
-		fifo                      []string
-	)
-	for _, s := range subs {
-		ep := hookd.Endpoint{Events: s.events}
-		if !ep.Subscribes(ev.Type) {
-			continue
-		}
-		status := hookd.DeliveryPending
-		if !s.enabled {
-			status = hookd.DeliverySkipped
-		}
-		if s.fifo && status == hookd.DeliveryPending {
-			fifo = append(fifo, s.id)
-		}
-		dIDs = append(dIDs, ids.NewAt("dlv", ev.CreatedAt))
-		dEndpoints, dStatus, dNext = append(dEndpoints, s.id), append(dStatus, status), append(dNext, us(ev.CreatedAt))
-	}
-	if len(fifo) > 0 {
-		// A FIFO endpoint with pending deliveries gets the new one parked behind
-		// them. (Should a concurrent transaction finish the last of them unseen,
-		// the parked delivery is its endpoint's head, which a claim takes anyway.)
-		backlog, err := p.fifoBacklog(fifo)
-		if err != nil {
-			return hookd.PublishResult{}, err
-		}
-		for i, id := range dEndpoints {
-			if backlog[id] && dStatus[i] == hookd.DeliveryPending {
-				dNext[i] = parked
-			}
-		}
-	}
-	// One round trip: the event, and its deliveries if it is new. (A
-	// data-modifying WITH runs to completion whether or not it is read.)
-	var seq int64
-	err = p.tx.QueryRow(p.ctx, `WITH ev AS (
-			INSERT INTO events (org_id, id, type, data, idempotency_key, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq
-		), ds AS (
-			INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, created_at, updated_at)
-			SELECT d.id, $1, ev.seq, d.endpoint_id, d.status, d.next, $6, $6
-			FROM ev CROSS JOIN unnest($7::text[], $8::text[], $9::text[], $10::bigint[]) AS d(id, endpoint_id, status, next)
-		)
-		SELECT seq FROM ev`,
-		ev.OrgID, ev.ID, ev.Type, []byte(ev.Data), idem, us(ev.CreatedAt), dIDs, dEndpoints, dStatus, dNext).Scan(&seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p.duplicate(ev)
-	}
-	if err != nil {
-		return hookd.PublishResult{}, fmt.Errorf("insert event: %w", err)
-	}
-	p.due = p.due || slices.Contains(dStatus, hookd.DeliveryPending)
-	return hookd.PublishResult{Event: ev, Deliveries: len(dIDs)}, nil
+	return rs[0], nil
 }
 
-// publishAll stores events and their deliveries as publish does, one after
-// another, but in two statements whatever their number: one insert of the
-// events, one of their deliveries (a batch of 1,000 events is not 2,000 round
-// trips). Calls whose events repeat an id or an idempotency key among
-// themselves go event by event, so that the first of them wins as it would.
+// publishAll stores events (except duplicates) and their deliveries in two
+// statements whatever their number: one insert of the events, one of their
+// deliveries (a batch of 1,000 events is not 2,000 round trips). The insert
+// itself detects a duplicate (ON CONFLICT on the id and idempotency key), so two
+// instances publishing the same event at once store it once: the second waits
+// for the first to commit and then finds its event. Calls whose events repeat an
+// id or an idempotency key among themselves go event by event, so that the first
+// of them wins as it would.
 func (p *publisher) publishAll(events []*hookd.Event) ([]hookd.PublishResult, error) {
 	results := make([]hookd.PublishResult, len(events))
-	if len(events) < 2 || repeats(events) {
+	if repeats(events) {
 		for i, ev := range events {
 			r, err := p.publish(ev)
 			if err != nil {

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -55,11 +56,14 @@ type Config struct {
 type DB struct {
 	cfg  Config
 	pool *pgxpool.Pool
-	comp completer
-	pub  publishGroup
-	kick chan struct{} // wake-ups for the notifier (see wakeWorkers)
-	stop chan struct{} // closed by Close
-	done sync.WaitGroup
+	comp gatherer[completeReq]
+	pub  gatherer[*publishReq]
+	// publishCalls and publishTx count the Publish calls taken and the
+	// transactions they were committed in (see PublishStats).
+	publishCalls, publishTx atomic.Int64
+	kick                    chan struct{} // wake-ups for the notifier (see wakeWorkers)
+	stop                    chan struct{} // closed by Close
+	done                    sync.WaitGroup
 	// closeOnce makes Close safe to call more than once.
 	closeOnce sync.Once
 }
@@ -83,8 +87,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	db.startCompleter()
-	db.startPublishers()
+	db.comp.start(completeFlushers, maxCompleteBatch, db.flushCompletes)
+	db.pub.start(publishFlushers, maxPublishGroup, db.flushPublishes)
 	db.kick, db.stop = make(chan struct{}, 1), make(chan struct{})
 	db.done.Go(func() { db.notify(db.stop) })
 	return db, nil
@@ -209,8 +213,8 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close records the outcomes already submitted, then closes the pool (waiting
 // for connections in use to be returned). It is safe to call more than once.
 func (db *DB) Close() error {
-	db.stopPublishers()
-	db.stopCompleter()
+	db.pub.stop()
+	db.comp.stop()
 	db.closeOnce.Do(func() { close(db.stop) })
 	db.done.Wait()
 	db.pool.Close()

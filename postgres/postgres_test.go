@@ -34,12 +34,49 @@ func testSealer(t *testing.T) *secret.Sealer {
 // openStore opens a store on a new schema, closed when the test ends.
 func openStore(t *testing.T) *postgres.DB {
 	t.Helper()
-	db, err := postgres.Open(t.Context(), postgres.Config{URL: testURL(t), Sealer: testSealer(t)})
+	db, _ := openStoreURL(t)
+	return db
+}
+
+// openStoreURL is openStore, and the schema's URL, for tests that reach into
+// the database beside the store.
+func openStoreURL(t *testing.T) (*postgres.DB, string) {
+	t.Helper()
+	u := testURL(t)
+	db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db
+	return db, u
+}
+
+// holdInTx runs sql in a transaction of its own on the database at u and
+// keeps that transaction, with the locks it took, open until release is
+// called or the test ends.
+func holdInTx(t *testing.T, u, sql string, args ...any) (release func()) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(t.Context())
+	if err != nil {
+		conn.Close(context.Background())
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			tx.Rollback(context.Background())
+			conn.Close(context.Background())
+		})
+	}
+	t.Cleanup(release)
+	if _, err := tx.Exec(t.Context(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return release
 }
 
 func TestStore(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,40 +59,11 @@ type publishReq struct {
 // take marks r as taken by a flusher, unless its caller gave up on it.
 func (r *publishReq) take() bool { return r.state.CompareAndSwap(reqQueued, reqTaken) }
 
-// publishGroup gathers concurrent Publish calls.
-type publishGroup struct {
-	mu     sync.RWMutex // guards closed against sends on reqs
-	closed bool
-	reqs   chan *publishReq
-	wg     sync.WaitGroup // flushers and calls running alone
-	// calls and groups count the Publish calls taken and the transactions
-	// they were committed in.
-	calls, groups atomic.Int64
-}
-
 // PublishStats returns how many Publish calls this store has taken and in how
 // many transactions it ran them (fewer than calls when concurrent calls
 // shared a group commit).
 func (db *DB) PublishStats() (calls, transactions int64) {
-	return db.pub.calls.Load(), db.pub.groups.Load()
-}
-
-func (db *DB) startPublishers() {
-	db.pub.reqs = make(chan *publishReq, maxPublishGroup)
-	for range publishFlushers {
-		db.pub.wg.Go(db.flushPublishes)
-	}
-}
-
-// stopPublishers commits what was submitted and stops the flushers.
-func (db *DB) stopPublishers() {
-	db.pub.mu.Lock()
-	if !db.pub.closed {
-		db.pub.closed = true
-		close(db.pub.reqs)
-	}
-	db.pub.mu.Unlock()
-	db.pub.wg.Wait()
+	return db.publishCalls.Load(), db.publishTx.Load()
 }
 
 // Publish implements hookd.Store. It returns once the events are committed, in
@@ -102,18 +72,9 @@ func (db *DB) stopPublishers() {
 // returns ctx's error; once in a transaction, its outcome is the answer.
 func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	req := &publishReq{events: events, done: make(chan error, 1)}
-	db.pub.mu.RLock()
-	if db.pub.closed {
-		db.pub.mu.RUnlock()
-		return nil, fmt.Errorf("publish: %w", errClosed)
+	if err := db.pub.submit(ctx, req); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
 	}
-	select {
-	case db.pub.reqs <- req:
-	case <-ctx.Done():
-		db.pub.mu.RUnlock()
-		return nil, fmt.Errorf("publish: %w", ctx.Err())
-	}
-	db.pub.mu.RUnlock()
 	var err error
 	select {
 	case err = <-req.done:
@@ -130,32 +91,17 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 }
 
 // flushPublishes takes a request and every other one already waiting (up to
-// maxPublishGroup), and commits them in one transaction.
-func (db *DB) flushPublishes() {
-	for req := range db.pub.reqs {
-		var group []*publishReq
-		n := 0
-		if req.take() {
-			group, n = append(group, req), len(req.events)
-		}
-	fill:
-		for len(group) < maxPublishGroup && n < maxPublishGroupEvents {
-			select {
-			case r, ok := <-db.pub.reqs:
-				if !ok {
-					break fill
-				}
-				if r.take() {
-					group, n = append(group, r), n+len(r.events)
-				}
-			default:
-				break fill
-			}
-		}
+// maxPublishGroup), and commits those their callers still wait for in one
+// transaction.
+func (db *DB) flushPublishes(reqs <-chan *publishReq) {
+	for req := range reqs {
+		batch := fill(reqs, []*publishReq{req}, maxPublishGroup, maxPublishGroupEvents,
+			func(r *publishReq) int { return len(r.events) })
+		group := slices.DeleteFunc(batch, func(r *publishReq) bool { return !r.take() })
 		if len(group) == 0 {
 			continue
 		}
-		db.pub.calls.Add(int64(len(group)))
+		db.publishCalls.Add(int64(len(group)))
 		db.publishGroup(group)
 	}
 }
@@ -177,9 +123,9 @@ func (db *DB) publishGroup(group []*publishReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
 	var (
-		errs  = make([]error, len(group))
-		alone = make([]bool, len(group))
-		wake  bool
+		errs      = make([]error, len(group))
+		alone     = make([]bool, len(group))
+		wake, ran bool // some call woke deliveries; some call ran
 	)
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, groupLockTimeout); err != nil {
@@ -205,7 +151,7 @@ func (db *DB) publishGroup(group []*publishReq) {
 			if err := r.run(ctx, tx, p); err != nil {
 				return runAlone{err}
 			}
-			wake = wake || r.wake
+			wake, ran = wake || r.wake, true
 		}
 		// The usage rows are locked only for the last moment, in key order.
 		if err := p.flushDeferredUsage(); err != nil {
@@ -225,8 +171,8 @@ func (db *DB) publishGroup(group []*publishReq) {
 		}
 		return
 	}
-	if slices.ContainsFunc(group, func(r *publishReq) bool { return r.results != nil }) {
-		db.pub.groups.Add(1) // a transaction that committed calls
+	if ran {
+		db.publishTx.Add(1)
 	}
 	if wake {
 		db.wakeWorkers()
@@ -243,10 +189,10 @@ func (db *DB) publishGroup(group []*publishReq) {
 // spawnAlone runs r in a transaction of its own, in a goroutine of its own, so
 // that the flusher goes on with other calls while r waits for its locks.
 func (db *DB) spawnAlone(r *publishReq) {
-	db.pub.wg.Go(func() {
+	db.pub.goFn(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		defer cancel()
-		db.pub.groups.Add(1)
+		db.publishTx.Add(1)
 		r.results, r.wake = nil, false
 		err := db.tx(ctx, func(tx pgx.Tx) error { return r.run(ctx, tx, newPublisher(ctx, tx)) })
 		if err == nil && r.wake {

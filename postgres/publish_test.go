@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/postgres"
 )
@@ -170,12 +168,7 @@ var _ interface{ PublishStats() (int64, int64) } = (*postgres.DB)(nil)
 // waiting calls commit once the row is free.
 func TestPublishQuotaWaitHoldsNoOneElse(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, u := openStoreURL(t)
 	held, free := multiOrg(t, db), multiOrg(t, db) // held has a quota
 	if _, err := db.UpdateOrganization(t.Context(), free, func(o *hookd.Organization) error { o.MonthlyQuota = 0; return nil }); err != nil {
 		t.Fatal(err)
@@ -183,19 +176,7 @@ func TestPublishQuotaWaitHoldsNoOneElse(t *testing.T) {
 	multiEndpoint(t, db, held, nil)
 	multiEndpoint(t, db, free, nil)
 	multiPublish(t, db, multiEvents(held, 1)) // its usage row exists
-	conn, err := pgx.Connect(t.Context(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM usage WHERE org_id = $1 AND shard = 0 FOR UPDATE`, held); err != nil {
-		t.Fatal(err)
-	}
+	release := holdInTx(t, u, `SELECT 1 FROM usage WHERE org_id = $1 AND shard = 0 FOR UPDATE`, held)
 
 	heldDone := make(chan error, 8)
 	for range 8 {
@@ -225,7 +206,7 @@ func TestPublishQuotaWaitHoldsNoOneElse(t *testing.T) {
 		t.Fatalf("a call for the organization whose usage row is held answered %v before the row was free", err)
 	default:
 	}
-	tx.Rollback(t.Context())
+	release()
 	for range 8 {
 		if err := <-heldDone; err != nil {
 			t.Errorf("Publish once the usage row was free: %v", err)
@@ -239,12 +220,7 @@ func TestPublishQuotaWaitHoldsNoOneElse(t *testing.T) {
 // committed.
 func TestPublishAbandonedBeforeItRuns(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, u := openStoreURL(t)
 	busy, victim := multiOrg(t, db), multiOrg(t, db)
 	for _, org := range []string{busy, victim} {
 		if _, err := db.UpdateOrganization(t.Context(), org, func(o *hookd.Organization) error { o.MonthlyQuota = 0; return nil }); err != nil {
@@ -252,21 +228,9 @@ func TestPublishAbandonedBeforeItRuns(t *testing.T) {
 		}
 		multiEndpoint(t, db, org, nil)
 	}
-	conn, err := pgx.Connect(t.Context(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
 	// Publishing to busy waits for its organization's row: each of these
 	// calls keeps a flusher waiting.
-	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, busy); err != nil {
-		t.Fatal(err)
-	}
+	release := holdInTx(t, u, `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, busy)
 	busyDone := make(chan error, 8)
 	for range 8 {
 		go func() {
@@ -279,14 +243,14 @@ func TestPublishAbandonedBeforeItRuns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = db.Publish(ctx, evs)
+	_, err := db.Publish(ctx, evs)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish while every flusher is busy = %v, want the context's deadline", err)
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("Publish answered its context's end after %s, want at once", took)
 	}
-	tx.Rollback(t.Context())
+	release()
 	for range 8 {
 		if err := <-busyDone; err != nil {
 			t.Errorf("Publish once the organization's row was free: %v", err)

@@ -76,29 +76,12 @@ func claimedEndpoints(cs []*hookd.Claim) []string {
 // ends, the endpoint is claimed again.
 func TestStalledClaimIsBounded(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, u := openStoreURL(t)
 	org := multiOrg(t, db)
 	hot := multiEndpoint(t, db, org, func(e *hookd.Endpoint) { e.Events = []string{"a.*"} })
 	multiPublish(t, db, oneEvent(org, "a.b", multiBase))
-	conn, err := pgx.Connect(t.Context(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
 	// The stalled instance: in a claim transaction, holding hot's lock.
-	if _, err := tx.Exec(t.Context(), `SELECT pg_advisory_xact_lock($1, hashtext($2))`, 0x686f6f6b, hot.ID); err != nil {
-		t.Fatal(err)
-	}
+	release := holdInTx(t, u, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, 0x686f6f6b, hot.ID)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -120,7 +103,7 @@ func TestStalledClaimIsBounded(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("the claim of a free endpoint beside a stalled one took %s: it waited for the stalled claim's lock", took)
 	}
-	tx.Rollback(t.Context())
+	release()
 	if cs, err := db.ClaimDeliveries(t.Context(), multiClaimParams(multiBase, 10)); err != nil || len(cs) != 1 || cs[0].Endpoint.ID != hot.ID {
 		t.Errorf("claim once the stall ended = %d claims, %v; want hot's delivery", len(cs), err)
 	}

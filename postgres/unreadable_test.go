@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookd/hookd"
-	"github.com/hookd/hookd/postgres"
 )
 
 // TestClaimSetsAsideUnreadableRow: a delivery whose endpoint secret cannot be
@@ -17,12 +16,7 @@ import (
 // recorded, and due again a minute later.
 func TestClaimSetsAsideUnreadableRow(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	db, err := postgres.Open(t.Context(), postgres.Config{URL: u, Sealer: testSealer(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, u := openStoreURL(t)
 	org := multiOrg(t, db)
 	good := multiEndpoint(t, db, org, nil)
 	bad := multiEndpoint(t, db, org, nil)
