@@ -30,6 +30,11 @@ type AuditRecord struct {
 	Reason    string    // for a failure: the error code
 	ClientIP  string    //
 	Status    int       // the HTTP status answered
+	// Count is how many attempts alike the record stands for: failures that
+	// came faster than they could be logged one by one are summed into one
+	// record per kind and client (see httpapi.Config.AuditFailureRate). Zero
+	// is stored as 1.
+	Count int
 }
 
 // AuditFilter selects audit records. Zero fields do not filter.

@@ -199,7 +199,7 @@ type Store interface {
 	TakeToken(ctx context.Context, key string, limit RateLimit, now time.Time) (TokenResult, error)
 
 	// AppendAudit appends records to the audit log, which nothing ever changes or
-	// deletes; a record without an ID gets one.
+	// deletes; a record without an ID gets one, and a Count below 1 becomes 1.
 	AppendAudit(ctx context.Context, records ...*AuditRecord) error
 	// ListAudit returns a page of audit records, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditRecord, string, error)

@@ -101,6 +101,11 @@ type Config struct {
 	// negative): unlimited; monthly quotas bound publishing.
 	PublishRateLimit float64
 	PublishRateBurst int
+	// AuditFailureRate is how many failed attempts per second get an audit
+	// record each; beyond it, failures are summed per kind and client address
+	// into one record a second with their count (httpapi.Config.AuditFailureRate).
+	// Default 100; negative: a record for every failure.
+	AuditFailureRate float64
 	// TrustedProxies are the peers whose X-Forwarded-For is believed. Default none.
 	TrustedProxies []netip.Prefix
 	// Engine tunes the delivery engine; its Store, Policy, Now, Logger and UserAgent
@@ -128,6 +133,7 @@ type App struct {
 	stopListen context.CancelFunc
 	listening  chan struct{}
 	srv        *http.Server
+	api        *httpapi.Server
 	ln         net.Listener
 	served     chan error
 	pprof      *http.Server
@@ -256,13 +262,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	api, err := httpapi.New(httpapi.Config{
 		Store: a.store, Engine: a.engine, Policy: a.cfg.Policy, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies,
 		MaxHeaderBytes: a.cfg.MaxHeaderBytes, KeyRate: a.cfg.KeyRateLimit, KeyBurst: a.cfg.KeyRateBurst,
-		PublishRate: a.cfg.PublishRateLimit, PublishBurst: a.cfg.PublishRateBurst,
+		PublishRate: a.cfg.PublishRateLimit, PublishBurst: a.cfg.PublishRateBurst, AuditFailureRate: a.cfg.AuditFailureRate,
 		Retry: a.cfg.Engine.Retry, Version: Version, Now: a.cfg.Now, Logger: a.cfg.Logger,
 		HealthOnly: a.cfg.Role == RoleWorker, // a worker answers only its health check
 	})
 	if err != nil {
 		return err
 	}
+	a.api = api
 	if a.ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -408,6 +415,10 @@ func (a *App) close() error {
 		a.pprof = nil
 	} else if a.pprofLn != nil {
 		a.pprofLn.Close()
+	}
+	if a.api != nil {
+		a.api.Close() // writes the summed audit records, before the store closes
+		a.api = nil
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())

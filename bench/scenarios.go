@@ -191,8 +191,8 @@ func (sr *scenarioRun) closeSet(ctx context.Context, s *hookdSet) error {
 }
 
 // profileCPU starts fetching a CPU profile of d (at most 30 s) of every
-// process of s; the returned func waits for them.
-func (sr *scenarioRun) profileCPU(ctx context.Context, s *hookdSet, d time.Duration) (wait func()) {
+// process of s, named kind (e.g. "cpu"); the returned func waits for them.
+func (sr *scenarioRun) profileCPU(ctx context.Context, s *hookdSet, d time.Duration, kind string) (wait func()) {
 	if sr.cfg.ProfileDir == "" {
 		return func() {}
 	}
@@ -204,7 +204,7 @@ func (sr *scenarioRun) profileCPU(ctx context.Context, s *hookdSet, d time.Durat
 		}
 		wg.Go(func() {
 			u := p.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs)
-			if err := sr.fetchProfile(ctx, u, sr.profilePath(s, p, "cpu"), time.Duration(secs+30)*time.Second); err != nil {
+			if err := sr.fetchProfile(ctx, u, sr.profilePath(s, p, kind), time.Duration(secs+30)*time.Second); err != nil {
 				sr.note("CPU profile: %v", err)
 			}
 		})
@@ -546,7 +546,7 @@ func (sr *scenarioRun) steady(ctx context.Context) error {
 		return err
 	}
 	pub := newPublisher(org, sr.cfg.PayloadBytes)
-	prof := sr.profileCPU(ctx, s, sr.cfg.Duration)
+	prof := sr.profileCPU(ctx, s, sr.cfg.Duration, "cpu")
 	res, err := sr.phase(ctx, "publish", s, pub, names, 1, func(ctx context.Context) { pub.paced(ctx, sr.cfg.Rate, sr.cfg.Duration) })
 	prof()
 	sr.add("publish_rate", fmt.Sprintf("publish rate (paced at %d/s)", sr.cfg.Rate), "/s", res.pubRate(), nil)
@@ -584,9 +584,11 @@ func (sr *scenarioRun) burst(ctx context.Context) error {
 		return err
 	}
 	pub := newPublisher(org, sr.cfg.PayloadBytes)
+	prof := sr.profileCPU(ctx, s, time.Duration(sr.cfg.Events)*time.Second/5000, "single-cpu")
 	res, err := sr.phase(ctx, "single", s, pub, names, e, func(ctx context.Context) {
 		pub.closedLoop(ctx, sr.cfg.Events, sr.cfg.Clients, 1)
 	})
+	prof()
 	sr.add("publish_rate", fmt.Sprintf("publish rate (single events, %d clients)", sr.cfg.Clients), "/s", res.pubRate(),
 		when(sr.cfg.Clients == 64, atLeast(15000, "")))
 	sr.add("publish_p50_ms", "publish latency p50 (single events)", "ms", ms(pub.lat.Quantile(0.5)), nil)
@@ -599,7 +601,7 @@ func (sr *scenarioRun) burst(ctx context.Context) error {
 		return err
 	}
 	pub = newPublisher(org, sr.cfg.PayloadBytes)
-	prof := sr.profileCPU(ctx, s, estimate(sr.cfg.Events*e))
+	prof = sr.profileCPU(ctx, s, estimate(sr.cfg.Events*e), "cpu")
 	res, err = sr.phase(ctx, "batch", s, pub, names, e, func(ctx context.Context) {
 		pub.closedLoop(ctx, sr.cfg.Events, 4, sr.cfg.Batch)
 	})
@@ -637,7 +639,7 @@ func (sr *scenarioRun) fanout(ctx context.Context) error {
 	}
 	pub := newPublisher(org, sr.cfg.PayloadBytes)
 	batch := min(sr.cfg.Batch, 100)
-	prof := sr.profileCPU(ctx, s, estimate(sr.cfg.FanoutEvents*e))
+	prof := sr.profileCPU(ctx, s, estimate(sr.cfg.FanoutEvents*e), "cpu")
 	res, err := sr.phase(ctx, "publish", s, pub, names, e, func(ctx context.Context) {
 		pub.closedLoop(ctx, sr.cfg.FanoutEvents, 4, batch)
 	})
@@ -685,7 +687,7 @@ func (sr *scenarioRun) badReceiver(ctx context.Context) error {
 		return err
 	}
 	pub = newPublisher(org, sr.cfg.PayloadBytes)
-	prof := sr.profileCPU(ctx, s, estimate(sr.cfg.BadEvents*badHealthy))
+	prof := sr.profileCPU(ctx, s, estimate(sr.cfg.BadEvents*badHealthy), "cpu")
 	with, err := sr.phase(ctx, "with-"+sr.cfg.Bad, s, pub, names, badHealthy, publish(pub))
 	prof()
 	if with.st != nil {
@@ -798,7 +800,7 @@ func (sr *scenarioRun) backlogPass(ctx context.Context, label string, deliveries
 	}
 	var prof func()
 	if label == "backlog" {
-		prof = sr.profileCPU(ctx, s, estimate(int(pr.pending)))
+		prof = sr.profileCPU(ctx, s, estimate(int(pr.pending)), "cpu")
 	}
 	_, tot, err := sr.await(ctx, label+"/drain", s, names, pr.pending)
 	if prof != nil {

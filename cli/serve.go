@@ -39,6 +39,7 @@ type serveCmd struct {
 	APIRateBurst        int           `name:"api-rate-burst" env:"HOOKD_API_RATE_BURST" help:"Requests an API key may make at once on the management API. Default: twice --api-rate-limit."`
 	PublishRateLimit    float64       `default:"0" env:"HOOKD_PUBLISH_RATE_LIMIT" help:"Publishing requests (POST /api/events, /api/events/batch) per second each API key may make (429 above); per instance. 0: unlimited."`
 	PublishRateBurst    int           `env:"HOOKD_PUBLISH_RATE_BURST" help:"Publishing requests an API key may make at once. Default: twice --publish-rate-limit."`
+	AuditFailureRate    float64       `default:"100" env:"HOOKD_AUDIT_FAILURE_RATE" help:"Failed attempts per second (partner door, audited management routes) that get an audit record each; beyond it, failures are summed per kind and client address into one record a second with their count; per instance. 0: a record for every failure."`
 	AttemptTimeout      time.Duration `default:"15s" env:"HOOKD_ATTEMPT_TIMEOUT" help:"Time limit of one delivery attempt."`
 	Lease               time.Duration `env:"HOOKD_LEASE" help:"How long a claimed delivery belongs to the instance that claimed it; if that instance dies, others attempt the delivery once this has passed. Must exceed --attempt-timeout; attempts are cut short min(10s, lease/4) before the lease ends. Default: attempt timeout + 30s."`
 	RetryMaxAttempts    int           `default:"5" env:"HOOKD_RETRY_MAX_ATTEMPTS" help:"Attempts per delivery, the first included, unless an endpoint sets its own."`
@@ -81,6 +82,7 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 		KeyRateBurst:      c.APIRateBurst,
 		PublishRateLimit:  c.PublishRateLimit,
 		PublishRateBurst:  c.PublishRateBurst,
+		AuditFailureRate:  c.AuditFailureRate,
 		ShutdownTimeout:   c.ShutdownTimeout,
 		PprofAddr:         c.PprofAddr,
 		Logger:            slog.New(h),
@@ -110,6 +112,9 @@ func (c *serveCmd) config(rc runContext) (app.Config, error) {
 	}
 	if c.APIRateLimit == 0 {
 		cfg.KeyRateLimit = -1 // unlimited
+	}
+	if c.AuditFailureRate == 0 {
+		cfg.AuditFailureRate = -1 // a record for every failure
 	}
 	if c.AdminKey != "" && len(c.AdminKey) < 32 {
 		return cfg, fmt.Errorf("HOOKD_ADMIN_KEY must be at least 32 characters (it is stored as a fast hash, so it must not be guessable)")
@@ -164,7 +169,7 @@ func (c *serveCmd) checkLimits() error {
 		return fmt.Errorf("--read-header-timeout (%s) must not exceed --read-timeout (%s), which covers the headers too", c.ReadHeaderTimeout, c.ReadTimeout)
 	case c.WriteTimeout < 0 || (c.WriteTimeout > 0 && c.WriteTimeout <= c.AttemptTimeout):
 		return fmt.Errorf("--write-timeout must be longer than --attempt-timeout (%s): POST /api/webhooks/{id}/test waits for one attempt before it answers", c.AttemptTimeout)
-	case c.APIRateLimit < 0 || c.APIRateBurst < 0 || c.PublishRateLimit < 0 || c.PublishRateBurst < 0:
+	case c.APIRateLimit < 0 || c.APIRateBurst < 0 || c.PublishRateLimit < 0 || c.PublishRateBurst < 0 || c.AuditFailureRate < 0:
 		return fmt.Errorf("rate limits and bursts must not be negative (a rate of 0 is unlimited)")
 	}
 	return nil

@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/hookd/hookd"
 )
@@ -74,11 +72,7 @@ func (s *Server) audit(r *http.Request, note *auditNote, status int) {
 			rec.Target = r.PathValue("org")
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-	defer cancel()
-	if err := s.cfg.Store.AppendAudit(ctx, &rec); err != nil {
-		s.cfg.Logger.Error("append audit record", "action", rec.Action, "err", err)
-	}
+	s.failures.append(r.Context(), rec)
 }
 
 // clientIP returns the request's client address: the TCP peer, or, when the peer
@@ -158,6 +152,7 @@ type auditJSON struct {
 	Reason       *string `json:"reason"`
 	ClientIP     string  `json:"client_ip"`
 	Status       int     `json:"status"`
+	Count        int     `json:"count"`
 }
 
 func optional(s string) *string {
@@ -187,7 +182,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p principal) 
 	for i, rec := range recs {
 		out[i] = auditJSON{ID: rec.ID, Organization: optional(rec.OrgID), Time: timeJSON(rec.Time), ActorType: rec.ActorType,
 			Actor: optional(rec.Actor), Action: rec.Action, Target: optional(rec.Target), Result: rec.Result,
-			Reason: optional(rec.Reason), ClientIP: rec.ClientIP, Status: rec.Status}
+			Reason: optional(rec.Reason), ClientIP: rec.ClientIP, Status: rec.Status, Count: rec.Count}
 	}
 	writeJSON(w, http.StatusOK, newList(out, next))
 	return nil

@@ -87,11 +87,7 @@ func (in *inbound) fail(err error) {
 }
 
 func (in *inbound) appendAudit() {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(in.r.Context()), 10*time.Second)
-	defer cancel()
-	if err := in.s.cfg.Store.AppendAudit(ctx, &in.rec); err != nil {
-		in.s.cfg.Logger.Error("append audit record", "action", in.rec.Action, "err", err)
-	}
+	in.s.failures.append(in.r.Context(), in.rec)
 }
 
 // succeed answers v and appends the success's audit record.

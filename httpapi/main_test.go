@@ -85,6 +85,7 @@ func setup(t testing.TB, opts options) *fixture {
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
+	t.Cleanup(api.Close) // after the server below, before the store
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 

@@ -65,6 +65,13 @@ type Config struct {
 	// which have a budget of their own. Zero or negative: unlimited (the default).
 	PublishRate  float64
 	PublishBurst int
+	// AuditFailureRate is how many failed attempts per second (with bursts of
+	// twice that) get an audit record each; failures beyond it are summed per
+	// kind and client address into one record a second with their count, so a
+	// flood of wrong keys cannot load the store with a write per request.
+	// Successes are always recorded one by one. Default
+	// DefaultAuditFailureRate; negative: every failure alone.
+	AuditFailureRate float64
 	// Retry is the default retry schedule, shown for endpoints that set none.
 	// Default hookd.DefaultRetryPolicy.
 	Retry hookd.RetryPolicy
@@ -92,6 +99,8 @@ type Server struct {
 	// keyLimit and publishLimit are the per-key buckets of the management and
 	// publishing routes (nil: unlimited).
 	keyLimit, publishLimit *keyLimiter
+	// failures writes audit records, summing failures that come too fast.
+	failures *failureLog
 }
 
 // HTTP-level error codes, answered by the server itself rather than by the domain.
@@ -146,10 +155,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.AuditFailureRate == 0 {
+		cfg.AuditFailureRate = DefaultAuditFailureRate
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(),
-		keyLimit: newKeyLimiter(cfg.KeyRate, cfg.KeyBurst), publishLimit: newKeyLimiter(cfg.PublishRate, cfg.PublishBurst)}
+		keyLimit: newKeyLimiter(cfg.KeyRate, cfg.KeyBurst), publishLimit: newKeyLimiter(cfg.PublishRate, cfg.PublishBurst),
+		failures: newFailureLog(cfg.Store, cfg.Logger, cfg.AuditFailureRate, time.Second)}
 	s.routes()
 	return s, nil
+}
+
+// Close writes the audit records of failures summed so far. Call it once the
+// HTTP server has stopped serving requests, before closing the store; failures
+// recorded after Close are written one by one.
+func (s *Server) Close() {
+	s.failures.close()
 }
 
 func (s *Server) routes() {

@@ -15,9 +15,11 @@ func appendAudit(tx wtx, r *hookd.AuditRecord) error {
 	if r.ID == "" {
 		r.ID = ids.NewAt("aud", r.Time)
 	}
+	r.Count = max(r.Count, 1)
 	if _, err := tx.Exec(`INSERT INTO audit_log (id, org_id, time, actor_type, actor, action, target, result, reason,
-		client_ip, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.OrgID, us(r.Time), r.ActorType, r.Actor, r.Action, r.Target, r.Result, r.Reason, r.ClientIP, r.Status); err != nil {
+		client_ip, status, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.OrgID, us(r.Time), r.ActorType, r.Actor, r.Action, r.Target, r.Result, r.Reason, r.ClientIP, r.Status,
+		r.Count); err != nil {
 		return fmt.Errorf("append audit record: %w", err)
 	}
 	return nil

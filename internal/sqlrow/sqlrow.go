@@ -374,14 +374,14 @@ func AttemptHeaders(a *hookd.Attempt) (string, error) {
 }
 
 // AuditColumns are the columns ScanAudit reads.
-const AuditColumns = `seq, id, org_id, time, actor_type, actor, action, target, result, reason, client_ip, status`
+const AuditColumns = `seq, id, org_id, time, actor_type, actor, action, target, result, reason, client_ip, status, count`
 
 // ScanAudit reads AuditColumns into a new record and returns it with its sequence number.
 func ScanAudit(s Scanner) (*hookd.AuditRecord, int64, error) {
 	var r hookd.AuditRecord
 	var seq, t int64
 	if err := s.Scan(&seq, &r.ID, &r.OrgID, &t, &r.ActorType, &r.Actor, &r.Action, &r.Target, &r.Result,
-		&r.Reason, &r.ClientIP, &r.Status); err != nil {
+		&r.Reason, &r.ClientIP, &r.Status, &r.Count); err != nil {
 		return nil, 0, err
 	}
 	r.Time = FromUS(t)
