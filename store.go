@@ -107,6 +107,10 @@ type Store interface {
 	CreateAPIKey(ctx context.Context, k *APIKey) error
 	// APIKeyByHash returns the key with that hash. ENOTFOUND if none.
 	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	// DeleteAPIKey deletes organization orgID's key id, which authenticates
+	// nothing from then on. ENOTFOUND if orgID has no such key (admin keys
+	// belong to no organization and are not deleted this way).
+	DeleteAPIKey(ctx context.Context, orgID, id string) error
 	// CountAdminKeys returns how many admin keys exist.
 	CountAdminKeys(ctx context.Context) (int, error)
 

@@ -38,6 +38,7 @@ type tenantWorld struct {
 	pB       hookdtest.Partner   // B's partner
 	pA       hookdtest.Partner   // A's partner
 	bKeyID   string              // a key of B's (its id)
+	bKey     string              // that key
 	bUsage   map[string]any      // B's usage before the attack
 	bAudit   int                 // B's audit records before the attack
 	bEventID string              // B's event id, also reused by A
@@ -61,7 +62,7 @@ func newTenantWorld(t *testing.T) tenantWorld {
 		t.Fatalf("B's partner event = %d %v", status, m)
 	}
 	_, k := a.h.Do(t, http.MethodPost, "/api/organizations/"+orgB+"/keys", keyB, nil)
-	if w.bKeyID = str(k, "id"); w.bKeyID == "" {
+	if w.bKeyID, w.bKey = str(k, "id"), str(k, "key"); w.bKeyID == "" || w.bKey == "" {
 		t.Fatalf("create a key for B: %v", k)
 	}
 	w.bUsage = a.h.Get(t, keyB, "/api/usage")
@@ -95,6 +96,10 @@ func TestAbuseCrossTenant(t *testing.T) {
 		{name: "raise B's quota", method: "PATCH", path: orgB, body: map[string]any{"monthly_quota": 1},
 			ghostPath: ghostOrg, status: 404, code: "not_found"},
 		{name: "create a key for B", method: "POST", path: orgB + "/keys", ghostPath: ghostOrg + "/keys", status: 404, code: "not_found", bOK: 201},
+		{name: "revoke B's key", method: "DELETE", path: orgB + "/keys/" + w.bKeyID, ghostPath: ghostOrg + "/keys/key_01ZZZZZZZZZZZZZZZZZZZZZZZZ",
+			status: 404, code: "not_found"},
+		{name: "revoke B's key through A's organization", method: "DELETE", path: "/api/organizations/" + a.org + "/keys/" + w.bKeyID,
+			ghostPath: "/api/organizations/" + a.org + "/keys/key_01ZZZZZZZZZZZZZZZZZZZZZZZZ", status: 404, code: "not_found"},
 		{name: "create an organization", method: "POST", path: "/api/organizations", body: map[string]any{"name": "mine"}, status: 403, code: "forbidden"},
 		{name: "create an organization with B's id", method: "POST", path: "/api/organizations", body: map[string]any{"id": b.org, "name": "mine"}, status: 403, code: "forbidden"},
 		{name: "create an endpoint in B", method: "POST", path: "/api/webhooks",
@@ -216,6 +221,9 @@ func TestAbuseCrossTenant(t *testing.T) {
 	}
 
 	// B is untouched.
+	if status, m := a.h.Do(t, http.MethodGet, "/api/webhooks", w.bKey, nil); status != http.StatusOK {
+		t.Errorf("B's key after the attack (revoked?) = %d %v, want 200", status, m)
+	}
 	if got := a.h.Get(t, b.key, epB); got["enabled"] != true || got["url"] != w.rb.URL() {
 		t.Errorf("B's endpoint changed: %s", hookdtest.JSON(got))
 	}

@@ -460,3 +460,54 @@ func TestBatchIdempotencyKey(t *testing.T) {
 		t.Errorf("publish with Idempotency-Key order-7#1 = %d %s, want 202 (a new event)", r.status, r.body)
 	}
 }
+
+// TestRevokeKey: DELETE /api/organizations/{org}/keys/{id} revokes an
+// organization key at once; the organization's own keys and the admin key may
+// revoke it, another organization's key gets 404 and changes nothing, and admin
+// keys cannot be revoked this way.
+func TestRevokeKey(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{})
+	adminID, _, _ := fixtureKeyIDs(t, f)
+	newKey := func(org string) (id, key string) {
+		var k struct{ ID, Key string }
+		f.mustDo("POST", "/api/organizations/"+org+"/keys", f.adminKey, "", http.StatusCreated, &k)
+		return k.ID, k.Key
+	}
+	works := func(key string) bool {
+		return f.do("GET", "/api/webhooks", key, "").status == http.StatusOK
+	}
+	id1, key1 := newKey(orgID)
+	id2, key2 := newKey(orgID)
+	if !works(key1) || !works(key2) {
+		t.Fatal("new keys do not authenticate")
+	}
+	// Another organization's key, or naming another organization: 404, nothing revoked.
+	f.mustDo("DELETE", "/api/organizations/"+orgID+"/keys/"+id1, f.otherKey, "", http.StatusNotFound, nil)
+	f.mustDo("DELETE", "/api/organizations/"+otherOrgID+"/keys/"+id1, f.otherKey, "", http.StatusNotFound, nil)
+	f.mustDo("DELETE", "/api/organizations/"+otherOrgID+"/keys/"+id1, f.adminKey, "", http.StatusNotFound, nil)
+	if !works(key1) {
+		t.Fatal("a failed revocation revoked the key")
+	}
+	// The organization's other key revokes it; it fails from the next request on.
+	f.mustDo("DELETE", "/api/organizations/"+orgID+"/keys/"+id1, key2, "", http.StatusNoContent, nil)
+	if r := f.do("GET", "/api/webhooks", key1, ""); r.status != http.StatusUnauthorized || !bytes.Contains(r.body, []byte(`"unauthorized"`)) {
+		t.Errorf("revoked key: %d %s, want 401 unauthorized", r.status, r.body)
+	}
+	f.mustDo("DELETE", "/api/organizations/"+orgID+"/keys/"+id1, key2, "", http.StatusNotFound, nil)
+	// A key may revoke itself; the admin key revokes any organization key.
+	f.mustDo("DELETE", "/api/organizations/"+orgID+"/keys/"+id2, key2, "", http.StatusNoContent, nil)
+	if works(key2) {
+		t.Error("a key that revoked itself still authenticates")
+	}
+	id3, key3 := newKey(otherOrgID)
+	f.mustDo("DELETE", "/api/organizations/"+otherOrgID+"/keys/"+id3, f.adminKey, "", http.StatusNoContent, nil)
+	if works(key3) {
+		t.Error("a key the admin revoked still authenticates")
+	}
+	// Admin keys belong to no organization.
+	f.mustDo("DELETE", "/api/organizations/"+orgID+"/keys/"+adminID, f.adminKey, "", http.StatusNotFound, nil)
+	if !works(f.adminKey) || !works(f.orgKey) || !works(f.otherKey) {
+		t.Error("revoking one key affected another")
+	}
+}

@@ -254,6 +254,11 @@ func TestAuditManagementActions(t *testing.T) {
 	r, _ = a.step(t, "POST", "/api/organizations/other/keys", f.adminKey, "", 201, auditOK("key.create", "admin", adminID, fromAnswer, otherOrgID, 201))
 	keep(r, "key")
 	a.step(t, "POST", "/api/organizations/other/keys", f.orgKey, "", 404, auditFail("key.create", "key", acmeID, otherOrgID, orgID, "not_found", 404))
+	r, _ = a.step(t, "POST", "/api/organizations/acme/keys", f.adminKey, "", 201, auditOK("key.create", "admin", adminID, fromAnswer, orgID, 201))
+	keep(r, "key")
+	spare := id(r)
+	a.step(t, "DELETE", "/api/organizations/other/keys/"+spare, f.otherKey, "", 404, auditFail("key.delete", "key", otherID, spare, otherOrgID, "not_found", 404))
+	a.step(t, "DELETE", "/api/organizations/acme/keys/"+spare, f.orgKey, "", 204, auditOK("key.delete", "key", acmeID, spare, orgID, 204))
 
 	// Endpoints, with acme's key.
 	r, _ = a.step(t, "POST", "/api/webhooks", f.orgKey, hook, 201, auditOK("endpoint.create", "key", acmeID, fromAnswer, orgID, 201))

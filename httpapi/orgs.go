@@ -136,6 +136,22 @@ func (s *Server) getOrganization(w http.ResponseWriter, r *http.Request, p princ
 	return nil
 }
 
+// deleteKey revokes an organization key: from the next request on it
+// authenticates nothing. The organization's own keys may revoke each other and
+// themselves; another organization's key, or an admin key, answers 404.
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request, p principal) error {
+	orgID, id := r.PathValue("org"), r.PathValue("id")
+	if !p.admin() && orgID != p.orgID {
+		return hookd.NotFound("key", id)
+	}
+	noteTarget(r, orgID, id)
+	if err := s.cfg.Store.DeleteAPIKey(r.Context(), orgID, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p principal) error {
 	o, err := s.visibleOrg(r, p)
 	if err != nil {

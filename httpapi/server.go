@@ -184,6 +184,7 @@ func (s *Server) routes() {
 	m.Handle("PATCH /api/organizations/{org}", s.auth("organization.update", s.updateOrganization))
 	m.Handle("GET /api/usage", s.auth("", s.getUsage))
 	m.Handle("POST /api/organizations/{org}/keys", s.auth("key.create", s.createKey))
+	m.Handle("DELETE /api/organizations/{org}/keys/{id}", s.auth("key.delete", s.deleteKey))
 
 	m.Handle("POST /api/webhooks", s.auth("endpoint.create", s.createEndpoint))
 	m.Handle("GET /api/webhooks", s.auth("", s.listEndpoints))

@@ -111,6 +111,18 @@ func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*hookd.APIKey, err
 	return &k, nil
 }
 
+// DeleteAPIKey implements hookd.Store.
+func (db *DB) DeleteAPIKey(ctx context.Context, orgID, id string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM api_keys WHERE id = $1 AND org_id = $2`, id, orgID)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = hookd.NotFound("key", id)
+	}
+	if err != nil {
+		return fmt.Errorf("delete api key: %w", err)
+	}
+	return nil
+}
+
 // CountAdminKeys implements hookd.Store.
 func (db *DB) CountAdminKeys(ctx context.Context) (int, error) {
 	var n int

@@ -104,6 +104,24 @@ func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*hookd.APIKey, err
 	return &k, nil
 }
 
+// DeleteAPIKey implements hookd.Store.
+func (db *DB) DeleteAPIKey(ctx context.Context, orgID, id string) error {
+	err := db.write(ctx, func(tx wtx) error {
+		res, err := tx.Exec(`DELETE FROM api_keys WHERE id = ? AND org_id = ?`, id, orgID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return hookd.NotFound("key", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete api key: %w", err)
+	}
+	return nil
+}
+
 // CountAdminKeys implements hookd.Store.
 func (db *DB) CountAdminKeys(ctx context.Context) (int, error) {
 	var n int

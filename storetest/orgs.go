@@ -74,6 +74,34 @@ var apiKeyTests = []test{
 		_, err := s.APIKeyByHash(t.Context(), k.Hash)
 		wantCode(t, err, hookd.ENOTFOUND, "APIKeyByHash of the rejected key")
 	}},
+	{"Delete", func(t *testing.T, s hookd.Store) {
+		a, b := mustOrg(t, s), mustOrg(t, s)
+		keys := map[string]*hookd.APIKey{}
+		for name, org := range map[string]string{"admin": "", "a1": a.ID, "a2": a.ID, "b1": b.ID} {
+			k := &hookd.APIKey{ID: ids.New("key"), OrgID: org, Hash: ids.New("hash"), CreatedAt: base}
+			if err := s.CreateAPIKey(t.Context(), k); err != nil {
+				t.Fatalf("CreateAPIKey: %v", err)
+			}
+			keys[name] = k
+		}
+		// Another organization's key, an admin key, an unknown id: not found, nothing deleted.
+		wantCode(t, s.DeleteAPIKey(t.Context(), a.ID, keys["b1"].ID), hookd.ENOTFOUND, "DeleteAPIKey of another organization's key")
+		wantCode(t, s.DeleteAPIKey(t.Context(), a.ID, keys["admin"].ID), hookd.ENOTFOUND, "DeleteAPIKey of the admin key")
+		wantCode(t, s.DeleteAPIKey(t.Context(), "", keys["admin"].ID), hookd.ENOTFOUND, "DeleteAPIKey of the admin key without organization")
+		wantCode(t, s.DeleteAPIKey(t.Context(), a.ID, "key_unknown"), hookd.ENOTFOUND, "DeleteAPIKey(unknown)")
+		if err := s.DeleteAPIKey(t.Context(), a.ID, keys["a1"].ID); err != nil {
+			t.Fatalf("DeleteAPIKey: %v", err)
+		}
+		wantCode(t, s.DeleteAPIKey(t.Context(), a.ID, keys["a1"].ID), hookd.ENOTFOUND, "DeleteAPIKey twice")
+		for name, k := range keys {
+			_, err := s.APIKeyByHash(t.Context(), k.Hash)
+			if name == "a1" {
+				wantCode(t, err, hookd.ENOTFOUND, "APIKeyByHash of the deleted key")
+			} else if err != nil {
+				t.Errorf("APIKeyByHash of key %s, not deleted: %v", name, err)
+			}
+		}
+	}},
 	{"CountAdminKeys", func(t *testing.T, s hookd.Store) {
 		count := func(want int) {
 			t.Helper()
