@@ -133,7 +133,7 @@ func (p *publisher) publishAll(events []*hookd.Event) ([]hookd.PublishResult, er
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bigint[])
 		     WITH ORDINALITY AS e(org_id, id, type, data, idem, created, ord)
 		ORDER BY e.ord
-		ON CONFLICT DO NOTHING RETURNING seq, org_id, id`, orgs, evIDs, types, data, idems, created)
+		ON CONFLICT DO NOTHING RETURNING seq, org_id, id`, planOnce, orgs, evIDs, types, data, idems, created)
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
@@ -212,7 +212,7 @@ func (p *publisher) publishAll(events []*hookd.Event) ([]hookd.PublishResult, er
 		SELECT d.id, d.org_id, d.event_seq, d.endpoint_id, d.status, d.next, d.created, d.created
 		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
 		     WITH ORDINALITY AS d(id, org_id, event_seq, endpoint_id, status, next, created, ord)
-		ORDER BY d.ord`,
+		ORDER BY d.ord`, planOnce,
 		dIDs, dOrgs, dEvents, dEndpoints, dStatus, dNext, dCreated); err != nil {
 		return nil, fmt.Errorf("insert deliveries: %w", err)
 	}

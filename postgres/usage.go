@@ -62,7 +62,7 @@ func (p *publisher) settleUsage() error {
 		if o.MonthlyQuota == 0 {
 			// Unlimited: nothing to check, so no need to wait for other publishers.
 			if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`,
+				ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`, planOnce,
 				k.Org, k.Period, p.usageShard(), c.Events); err != nil {
 				return fmt.Errorf("count usage: %w", err)
 			}
@@ -72,7 +72,7 @@ func (p *publisher) settleUsage() error {
 		notified := make([]bool, 2)
 		if err := p.tx.QueryRow(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, 0, $3)
 			ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events
-			RETURNING events, notified_90, notified_100`, k.Org, k.Period, c.Events).Scan(&events, &notified[0], &notified[1]); err != nil {
+			RETURNING events, notified_90, notified_100`, planOnce, k.Org, k.Period, c.Events).Scan(&events, &notified[0], &notified[1]); err != nil {
 			return fmt.Errorf("count usage: %w", err)
 		}
 		// Events counted while the organization had no quota.
@@ -108,7 +108,7 @@ func (p *publisher) flushDeferredUsage() error {
 	})
 	for _, k := range keys {
 		if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`,
+			ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`, planOnce,
 			k.Org, k.Period, p.usageShard(), p.deferred[k]); err != nil {
 			return fmt.Errorf("count usage: %w", err)
 		}

@@ -1,0 +1,107 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/pgtest"
+	"github.com/hookd/hookd/secret"
+)
+
+// TestStatementsPlannedEachTime runs publishing (FIFO backlogs and duplicates
+// included) and the delivery path (claims, outcomes, retries, releases, FIFO
+// promotion) many times on a pool of one connection, then reads the statements
+// that connection keeps prepared: only inserts may be, since a prepared
+// statement's generic plan is kept once chosen — chosen while a table is small,
+// it scans the whole table long after it has grown. The publishing path's
+// inserts, whose plans do not depend on sizes, must be (planOnce).
+func TestStatementsPlannedEachTime(t *testing.T) {
+	t.Parallel()
+	sealer, err := secret.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(t.Context(), Config{URL: pgtest.URL(t) + "&pool_max_conns=1", Sealer: sealer})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	org := &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: now}
+	if err := db.CreateOrganization(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	for _, ordering := range []string{hookd.OrderingUnordered, hookd.OrderingFIFO} {
+		ep := &hookd.Endpoint{ID: ids.New("ep"), OrgID: org.ID, URL: "https://example.com/h", Events: []string{"*"}, Enabled: true,
+			SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: ordering,
+			Secret: "whsec_c2VjcmV0LW9mLXRlc3Q=", CreatedAt: now, UpdatedAt: now}
+		if err := db.CreateEndpoint(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 12 {
+		ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}
+		if _, err := db.Publish(ctx, []*hookd.Event{ev}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		again := *ev
+		if r, err := db.Publish(ctx, []*hookd.Event{&again}); err != nil || !r[0].Duplicate {
+			t.Fatalf("Publish again = %+v, %v; want a duplicate", r, err)
+		}
+		cs, err := db.ClaimDeliveries(ctx, hookd.ClaimParams{Limit: 10, Now: now, Lease: time.Minute})
+		if err != nil || len(cs) == 0 {
+			t.Fatalf("round %d: ClaimDeliveries = %d claims, %v; want some", round, len(cs), err)
+		}
+		var outcomes []hookd.Outcome
+		var releases []hookd.Release
+		for i, c := range cs {
+			a := hookd.Attempt{ID: ids.New("att"), Number: c.Delivery.Attempts + 1, URL: c.Endpoint.URL, StatusCode: 200, CreatedAt: now}
+			switch (round + i) % 3 {
+			case 0:
+				outcomes = append(outcomes, hookd.Outcome{DeliveryID: c.Delivery.ID, Lease: c.Lease, Status: hookd.DeliverySucceeded, Attempt: a})
+			case 1:
+				a.StatusCode, a.Error = 500, "server error"
+				outcomes = append(outcomes, hookd.Outcome{DeliveryID: c.Delivery.ID, Lease: c.Lease, Status: hookd.DeliveryPending,
+					NextAttemptAt: now, Attempt: a})
+			default:
+				releases = append(releases, hookd.Release{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: now})
+			}
+		}
+		if err := db.CompleteDeliveries(ctx, outcomes); err != nil {
+			t.Fatalf("CompleteDeliveries: %v", err)
+		}
+		if err := db.ReleaseDeliveries(ctx, releases); err != nil {
+			t.Fatalf("ReleaseDeliveries: %v", err)
+		}
+	}
+	rows, err := db.pool.Query(ctx, `SELECT statement FROM pg_prepared_statements`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	inserts := 0
+	for rows.Next() {
+		var stmt string
+		if err := rows.Scan(&stmt); err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Join(strings.Fields(stmt), " ")
+		if !strings.HasPrefix(s, "INSERT INTO") {
+			t.Errorf("a statement that is not an insert is prepared (its generic plan may scan a grown table): %.200s", s)
+		} else if strings.HasPrefix(s, "INSERT INTO deliveries") {
+			inserts++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if inserts == 0 {
+		t.Fatal("the publishing path's insert of deliveries is not prepared: the test no longer sees the pool's statements")
+	}
+}
