@@ -17,14 +17,16 @@ import (
 const DefaultAuditFailureRate = 100
 
 // maxSummed bounds the kinds of failure summed between two flushes. Past it, a
-// new kind is summed without its organization, actor, target and client
-// address, so a flood from many addresses holds a bounded map.
+// new kind is summed without its target and client address, so a flood from
+// many addresses holds a bounded map.
 const maxSummed = 1024
 
 // failureLog writes failed attempts' audit records. While they come no faster
 // than its rate, each gets a record of its own; past it, failures are summed per
-// kind (action, reason, status, organization, actor, target, client address)
-// and each kind is written once a second as one record with its Count. A flood
+// kind (action, reason, status, organization, actor, client address, and the
+// target if a valid key or partner failed) and each kind is written once a
+// second as one record with its Count, whose Time is its first attempt's; a
+// write that fails is retried with the next. A flood
 // of wrong keys thus costs the store a write per kind and second instead of one
 // per request, and the log still accounts for every attempt. Safe for
 // concurrent use.
@@ -70,40 +72,61 @@ func newFailureLog(store hookd.Store, logger *slog.Logger, perSecond float64, in
 // durable or summed.
 func (l *failureLog) append(ctx context.Context, rec hookd.AuditRecord) {
 	if rec.Result != hookd.AuditFailure || l.lim == nil || l.lim.Allow() {
-		l.write(ctx, &rec)
+		if err := l.write(ctx, &rec); err != nil && rec.Result == hookd.AuditFailure && l.lim != nil {
+			l.restore([]*hookd.AuditRecord{&rec}) // retried with the next sums
+		}
 		return
 	}
-	k := failureKind{action: rec.Action, reason: rec.Reason, status: rec.Status, orgID: rec.OrgID,
-		actorType: rec.ActorType, actor: rec.Actor, target: rec.Target, clientIP: rec.ClientIP}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		l.write(ctx, &rec)
 		return
 	}
+	defer l.mu.Unlock()
+	if rec.Actor == "" {
+		// Without a valid key the target is whatever the client put in the
+		// path: summed per target, it would make a kind per request.
+		rec.Target = ""
+	}
+	rec.Count = 1
+	l.sumLocked(&rec)
+}
+
+// sumLocked adds rec (which may stand for several attempts) to its kind's
+// record. Past maxSummed kinds, what a client chooses freely (the target, its
+// address) is left out of a new kind; who failed (organization, key or
+// partner) is kept: there are no more of those than keys and partners.
+func (l *failureLog) sumLocked(rec *hookd.AuditRecord) {
+	k := failureKind{action: rec.Action, reason: rec.Reason, status: rec.Status, orgID: rec.OrgID,
+		actorType: rec.ActorType, actor: rec.Actor, target: rec.Target, clientIP: rec.ClientIP}
 	sum := l.summed[k]
 	if sum == nil && len(l.summed) >= maxSummed {
-		k.orgID, k.actorType, k.actor, k.target, k.clientIP = "", hookd.ActorAnonymous, "", "", ""
+		k.target, k.clientIP = "", ""
 		sum = l.summed[k]
 	}
 	if sum == nil {
-		rec.OrgID, rec.ActorType, rec.Actor, rec.Target, rec.ClientIP = k.orgID, k.actorType, k.actor, k.target, k.clientIP
-		rec.Count = 0
-		sum = &rec
+		c := *rec
+		c.ID, c.Target, c.ClientIP, c.Count = "", k.target, k.clientIP, 0
+		sum = &c
 		l.summed[k] = sum
 	}
-	sum.Count++
-	l.mu.Unlock()
+	sum.Count += max(rec.Count, 1)
+	if rec.Time.Before(sum.Time) {
+		sum.Time = rec.Time
+	}
 }
 
 // write appends one record, logging a failure to do so. The request's own
 // context may be cancelled by now; the record is written regardless.
-func (l *failureLog) write(ctx context.Context, rec *hookd.AuditRecord) {
+func (l *failureLog) write(ctx context.Context, rec *hookd.AuditRecord) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := l.store.AppendAudit(ctx, rec); err != nil {
+	err := l.store.AppendAudit(ctx, rec)
+	if err != nil {
 		l.logger.Error("append audit record", "action", rec.Action, "err", err)
 	}
+	return err
 }
 
 func (l *failureLog) run(interval time.Duration) {
@@ -137,7 +160,25 @@ func (l *failureLog) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := l.store.AppendAudit(ctx, recs...); err != nil {
-		l.logger.Error("append summed audit records", "records", len(recs), "err", err)
+		l.logger.Error("append summed audit records; retrying with the next ones", "records", len(recs), "err", err)
+		l.restore(recs)
+	}
+}
+
+// restore puts back records whose write failed, to be written with the next
+// flush; once closed, it logs each of them instead, so that what they counted
+// is not lost without a trace.
+func (l *failureLog) restore(recs []*hookd.AuditRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range recs {
+		if l.closed {
+			l.logger.Error("audit record lost", "time", r.Time, "action", r.Action, "reason", r.Reason, "status", r.Status,
+				"organization", r.OrgID, "actor_type", r.ActorType, "actor", r.Actor, "target", r.Target,
+				"client_ip", r.ClientIP, "count", r.Count)
+			continue
+		}
+		l.sumLocked(r)
 	}
 }
 

@@ -23,15 +23,7 @@ import (
 func TestFailureLogBoundsWhatItSums(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sealer, err := secret.NewSealer(secret.NewKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := openStore(t)
 	l := newFailureLog(store, slog.New(slog.NewTextHandler(io.Discard, nil)), 1, time.Hour)
 
 	const addrs, perAddr, successes = maxSummed + 500, 3, 50
@@ -66,12 +58,8 @@ func TestFailureLogBoundsWhatItSums(t *testing.T) {
 		Result: hookd.AuditFailure, Reason: "missing_api_key", Status: 401, ClientIP: "10.0.0.1"})
 
 	var attempts, records, ok, rest, missing int
-	for cursor := ""; ; {
-		page, next, err := store.ListAudit(ctx, hookd.AuditFilter{Page: hookd.Page{Limit: 500, Cursor: cursor}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range page {
+	for _, r := range allAudit(t, store) {
+		{
 			switch {
 			case r.Result == hookd.AuditSuccess:
 				ok++
@@ -88,10 +76,6 @@ func TestFailureLogBoundsWhatItSums(t *testing.T) {
 				}
 			}
 		}
-		if next == "" {
-			break
-		}
-		cursor = next
 	}
 	if attempts != addrs*perAddr {
 		t.Errorf("failure records add up to %d attempts, want %d", attempts, addrs*perAddr)
@@ -104,5 +88,118 @@ func TestFailureLogBoundsWhatItSums(t *testing.T) {
 	}
 	if ok != successes || missing != 1 {
 		t.Errorf("%d success records and %d after close, want %d and 1", ok, missing, successes)
+	}
+}
+
+// openStore opens a real SQLite store in a temporary directory.
+func openStore(t *testing.T) *sqlite.DB {
+	t.Helper()
+	sealer, err := secret.NewSealer(secret.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// allAudit returns every audit record of store, newest first.
+func allAudit(t *testing.T, store hookd.Store) []*hookd.AuditRecord {
+	t.Helper()
+	var out []*hookd.AuditRecord
+	for cursor := ""; ; {
+		page, next, err := store.ListAudit(context.Background(), hookd.AuditFilter{Page: hookd.Page{Limit: 500, Cursor: cursor}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out
+		}
+		cursor = next
+	}
+}
+
+// TestFailureLogKeepsWhoFailed: a client without a valid key cannot make a kind
+// per request by varying the path's target, and once a flood from many
+// addresses fills the kinds, a failure of a known partner is still summed under
+// its organization and partner (only its address is left out).
+func TestFailureLogKeepsWhoFailed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := openStore(t)
+	l := newFailureLog(store, slog.New(slog.NewTextHandler(io.Discard, nil)), 0.001, time.Hour)
+	now := time.Now()
+	for i := range 3 * maxSummed {
+		l.append(ctx, hookd.AuditRecord{Time: now, ActorType: hookd.ActorAnonymous, Action: "endpoint.update",
+			Result: hookd.AuditFailure, Reason: "unauthorized", Status: 401, ClientIP: "203.0.113.5",
+			Target: fmt.Sprintf("ep_%d", i)})
+	}
+	l.mu.Lock()
+	kinds := len(l.summed)
+	l.mu.Unlock()
+	if kinds != 1 {
+		t.Errorf("%d kinds after wrong keys at %d targets from one address, want 1", kinds, 3*maxSummed)
+	}
+	for i := range maxSummed {
+		l.append(ctx, hookd.AuditRecord{Time: now, ActorType: hookd.ActorAnonymous, Action: "inbound.event",
+			Result: hookd.AuditFailure, Reason: "invalid_api_key", Status: 401, ClientIP: fmt.Sprintf("10.0.%d.%d", i/256, i%256)})
+	}
+	l.append(ctx, hookd.AuditRecord{Time: now, OrgID: "org_b", ActorType: hookd.ActorPartner, Actor: "ptn_b", Action: "inbound.event",
+		Target: "ptn_b:e1", Result: hookd.AuditFailure, Reason: "invalid_signature", Status: 401, ClientIP: "198.51.100.9"})
+	l.close()
+	var found bool
+	for _, r := range allAudit(t, store) {
+		switch r.Action + " " + r.Reason {
+		case "endpoint.update unauthorized":
+			if r.Count > 1 && (r.Target != "" || r.Count < 3*maxSummed-1) { // the first one was written alone
+				t.Errorf("wrong keys at many targets: record with target %q and count %d", r.Target, r.Count)
+			}
+		case "inbound.event invalid_signature":
+			found = true
+			if r.OrgID != "org_b" || r.Actor != "ptn_b" || r.ActorType != hookd.ActorPartner || r.Count != 1 {
+				t.Errorf("the partner's failure past the bound: %+v, want organization org_b, partner ptn_b, count 1", *r)
+			}
+		}
+	}
+	if !found {
+		t.Error("the partner's failure past the bound is not in the audit log")
+	}
+	if recs, _, err := store.ListAudit(ctx, hookd.AuditFilter{OrgID: "org_b"}); err != nil || len(recs) != 1 {
+		t.Errorf("organization org_b sees %d records (%v), want its partner's failure", len(recs), err)
+	}
+}
+
+// TestFailureLogRetriesFailedWrite: a failure's record whose write fails (the
+// store is closed), written alone or summed, is kept and written, counts
+// intact, by the next flush.
+func TestFailureLogRetriesFailedWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	broken, healthy := openStore(t), openStore(t)
+	broken.Close()
+	l := newFailureLog(broken, slog.New(slog.NewTextHandler(io.Discard, nil)), 0.001, time.Hour)
+	now := time.Now().Truncate(time.Microsecond)
+	for i := range 50 {
+		l.append(ctx, hookd.AuditRecord{Time: now.Add(time.Duration(i) * time.Millisecond), ActorType: hookd.ActorAnonymous,
+			Action: "inbound.event", Result: hookd.AuditFailure, Reason: "invalid_api_key", Status: 401, ClientIP: "203.0.113.5"})
+	}
+	l.flush() // fails: the store is closed
+	l.append(ctx, hookd.AuditRecord{Time: now.Add(time.Second), ActorType: hookd.ActorAnonymous,
+		Action: "inbound.event", Result: hookd.AuditFailure, Reason: "invalid_api_key", Status: 401, ClientIP: "203.0.113.5"})
+	l.store = healthy
+	l.close()
+	total := 0
+	for _, r := range allAudit(t, healthy) {
+		total += r.Count
+		if !r.Time.Equal(now) && r.Count > 1 {
+			t.Errorf("summed record's time %s, want its first attempt's %s", r.Time, now)
+		}
+	}
+	if total != 51 {
+		t.Errorf("the records written after a failed write count %d attempts, want 51", total)
 	}
 }

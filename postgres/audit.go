@@ -18,7 +18,7 @@ func appendAudit(ctx context.Context, tx pgx.Tx, r *hookd.AuditRecord) error {
 	}
 	r.Count = max(r.Count, 1)
 	if _, err := tx.Exec(ctx, `INSERT INTO audit_log (id, org_id, time, actor_type, actor, action, target, result, reason,
-		client_ip, status, count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		client_ip, status, count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, planOnce,
 		r.ID, r.OrgID, us(r.Time), r.ActorType, r.Actor, r.Action, r.Target, r.Result, r.Reason, r.ClientIP, r.Status,
 		r.Count); err != nil {
 		return fmt.Errorf("append audit record: %w", err)

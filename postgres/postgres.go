@@ -105,8 +105,9 @@ func Migrate(ctx context.Context, url string) error {
 }
 
 // planOnce, passed before a statement's arguments, prepares the statement, so
-// that PostgreSQL may keep a generic plan for it; for inserts only, whose plans
-// do not depend on the tables' sizes (see connect).
+// that PostgreSQL may keep a generic plan for it; for inserts that read no table
+// only (values, or unnest of arguments), whose plans do not depend on the
+// tables' sizes (see connect).
 const planOnce = pgx.QueryExecModeCacheStatement
 
 func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
