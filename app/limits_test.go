@@ -579,6 +579,7 @@ func TestLimitFlags(t *testing.T) {
 		{[]string{"--attempt-timeout", "1m", "--write-timeout", "30s"}, "--write-timeout"},
 		{[]string{"--api-rate-limit=-1"}, "rate"},
 		{[]string{"--publish-rate-burst=-5"}, "rate"},
+		{[]string{"--audit-failure-rate=-1"}, "rate"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			t.Parallel()

@@ -26,10 +26,9 @@ const maxSummed = 1024
 // kind (action, reason, status, organization, actor, client address, and the
 // target if a valid key or partner failed) and each kind is written once a
 // second as one record with its Count, whose Time is its first attempt's; a
-// write that fails is retried with the next. A flood
-// of wrong keys thus costs the store a write per kind and second instead of one
-// per request, and the log still accounts for every attempt. Safe for
-// concurrent use.
+// write that fails is retried with the next. A flood of wrong keys thus costs
+// the store a write per kind and second instead of one per request, and the log
+// still accounts for every attempt. Safe for concurrent use.
 type failureLog struct {
 	store  hookd.Store
 	logger *slog.Logger
@@ -80,7 +79,9 @@ func (l *failureLog) append(ctx context.Context, rec hookd.AuditRecord) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		l.write(ctx, &rec)
+		if err := l.write(ctx, &rec); err != nil {
+			l.restore([]*hookd.AuditRecord{&rec}) // logs it, field by field
+		}
 		return
 	}
 	defer l.mu.Unlock()
