@@ -72,7 +72,7 @@ func (s *Server) audit(r *http.Request, note *auditNote, status int) {
 			rec.Target = r.PathValue("org")
 		}
 	}
-	s.failures.append(r.Context(), rec)
+	s.auditLog.append(r.Context(), rec)
 }
 
 // clientIP returns the request's client address: the TCP peer, or, when the peer

@@ -87,7 +87,7 @@ func (in *inbound) fail(err error) {
 }
 
 func (in *inbound) appendAudit() {
-	in.s.failures.append(in.r.Context(), in.rec)
+	in.s.auditLog.append(in.r.Context(), in.rec)
 }
 
 // succeed answers v and appends the success's audit record.

@@ -99,8 +99,8 @@ type Server struct {
 	// keyLimit and publishLimit are the per-key buckets of the management and
 	// publishing routes (nil: unlimited).
 	keyLimit, publishLimit *keyLimiter
-	// failures writes audit records, summing failures that come too fast.
-	failures *failureLog
+	// auditLog writes every audit record, summing failures that come too fast.
+	auditLog *failureLog
 }
 
 // HTTP-level error codes, answered by the server itself rather than by the domain.
@@ -160,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(),
 		keyLimit: newKeyLimiter(cfg.KeyRate, cfg.KeyBurst), publishLimit: newKeyLimiter(cfg.PublishRate, cfg.PublishBurst),
-		failures: newFailureLog(cfg.Store, cfg.Logger, cfg.AuditFailureRate, time.Second)}
+		auditLog: newFailureLog(cfg.Store, cfg.Logger, cfg.AuditFailureRate, time.Second)}
 	s.routes()
 	return s, nil
 }
@@ -169,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 // HTTP server has stopped serving requests, before closing the store; failures
 // recorded after Close are written one by one.
 func (s *Server) Close() {
-	s.failures.close()
+	s.auditLog.close()
 }
 
 func (s *Server) routes() {

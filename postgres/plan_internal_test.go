@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -9,8 +8,6 @@ import (
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
-	"github.com/hookd/hookd/internal/pgtest"
-	"github.com/hookd/hookd/secret"
 )
 
 // TestStatementsPlannedEachTime runs publishing (FIFO backlogs and duplicates
@@ -22,28 +19,10 @@ import (
 // inserts, whose plans do not depend on sizes, must be (planOnce).
 func TestStatementsPlannedEachTime(t *testing.T) {
 	t.Parallel()
-	sealer, err := secret.NewSealer(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(t.Context(), Config{URL: pgtest.URL(t) + "&pool_max_conns=1", Sealer: sealer})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, org, now := openOneConnection(t)
 	ctx := t.Context()
-	now := time.Now().Truncate(time.Microsecond)
-	org := &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: now}
-	if err := db.CreateOrganization(ctx, org); err != nil {
-		t.Fatal(err)
-	}
 	for _, ordering := range []string{hookd.OrderingUnordered, hookd.OrderingFIFO} {
-		ep := &hookd.Endpoint{ID: ids.New("ep"), OrgID: org.ID, URL: "https://example.com/h", Events: []string{"*"}, Enabled: true,
-			SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: ordering,
-			Secret: "whsec_c2VjcmV0LW9mLXRlc3Q=", CreatedAt: now, UpdatedAt: now}
-		if err := db.CreateEndpoint(ctx, ep); err != nil {
-			t.Fatal(err)
-		}
+		addEndpoint(t, db, org, ordering, now)
 	}
 	for round := range 12 {
 		ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}

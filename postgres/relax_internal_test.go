@@ -19,27 +19,9 @@ import (
 // delivery at once) still commit synchronously.
 func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 	t.Parallel()
-	sealer, err := secret.NewSealer(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(t.Context(), Config{URL: pgtest.URL(t) + "&pool_max_conns=1", Sealer: sealer})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, org, now := openOneConnection(t)
 	ctx := t.Context()
-	now := time.Now().Truncate(time.Microsecond)
-	org := &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: now}
-	if err := db.CreateOrganization(ctx, org); err != nil {
-		t.Fatal(err)
-	}
-	ep := &hookd.Endpoint{ID: ids.New("ep"), OrgID: org.ID, URL: "https://example.com/h", Events: []string{"*"}, Enabled: true,
-		SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: hookd.OrderingUnordered,
-		Secret: "whsec_c2VjcmV0LW9mLXRlc3Q=", CreatedAt: now, UpdatedAt: now}
-	if err := db.CreateEndpoint(ctx, ep); err != nil {
-		t.Fatal(err)
-	}
+	ep := addEndpoint(t, db, org, hookd.OrderingUnordered, now)
 	setting := func(what string) string {
 		t.Helper()
 		var v string
@@ -69,4 +51,39 @@ func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 			t.Errorf("round %d: synchronous_commit = %q after an outcome, want on: the relaxed commit leaked out of its transaction", round, v)
 		}
 	}
+}
+
+// openOneConnection opens a store on a pool of one connection (so that the
+// session settings and prepared statements a test reads are those the store
+// used) with an organization, and returns them with the time they were made at.
+func openOneConnection(t *testing.T) (*DB, *hookd.Organization, time.Time) {
+	t.Helper()
+	sealer, err := secret.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(t.Context(), Config{URL: pgtest.URL(t) + "&pool_max_conns=1", Sealer: sealer})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	now := time.Now().Truncate(time.Microsecond)
+	org := &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: now}
+	if err := db.CreateOrganization(t.Context(), org); err != nil {
+		t.Fatal(err)
+	}
+	return db, org, now
+}
+
+// addEndpoint creates an enabled endpoint of org, subscribed to every event,
+// with the given ordering.
+func addEndpoint(t *testing.T, db *DB, org *hookd.Organization, ordering string, now time.Time) *hookd.Endpoint {
+	t.Helper()
+	ep := &hookd.Endpoint{ID: ids.New("ep"), OrgID: org.ID, URL: "https://example.com/h", Events: []string{"*"}, Enabled: true,
+		SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: ordering,
+		Secret: "whsec_c2VjcmV0LW9mLXRlc3Q=", CreatedAt: now, UpdatedAt: now}
+	if err := db.CreateEndpoint(t.Context(), ep); err != nil {
+		t.Fatal(err)
+	}
+	return ep
 }

@@ -61,10 +61,8 @@ func (p *publisher) settleUsage() error {
 		}
 		if o.MonthlyQuota == 0 {
 			// Unlimited: nothing to check, so no need to wait for other publishers.
-			if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`, planOnce,
-				k.Org, k.Period, p.usageShard(), c.Events); err != nil {
-				return fmt.Errorf("count usage: %w", err)
+			if err := p.addUsage(k, c.Events); err != nil {
+				return err
 			}
 			continue
 		}
@@ -107,13 +105,22 @@ func (p *publisher) flushDeferredUsage() error {
 		return cmp.Or(cmp.Compare(a.Org, b.Org), cmp.Compare(a.Period, b.Period))
 	})
 	for _, k := range keys {
-		if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`, planOnce,
-			k.Org, k.Period, p.usageShard(), p.deferred[k]); err != nil {
-			return fmt.Errorf("count usage: %w", err)
+		if err := p.addUsage(k, p.deferred[k]); err != nil {
+			return err
 		}
 	}
 	clear(p.deferred)
+	return nil
+}
+
+// addUsage adds n events to the usage of an organization without a quota, in
+// its shard (usageShard).
+func (p *publisher) addUsage(k sqlrow.UsageKey, n int64) error {
+	if _, err := p.tx.Exec(p.ctx, `INSERT INTO usage (org_id, period, shard, events) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (org_id, period, shard) DO UPDATE SET events = usage.events + excluded.events`, planOnce,
+		k.Org, k.Period, p.usageShard(), n); err != nil {
+		return fmt.Errorf("count usage: %w", err)
+	}
 	return nil
 }
 
