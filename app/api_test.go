@@ -16,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookd/hookd/app"
 	"github.com/hookd/hookd/hookdtest"
+	"github.com/hookd/hookd/internal/pgtest"
 )
 
 func TestRequestValidation(t *testing.T) {
@@ -271,5 +274,31 @@ func TestNetworkErrorRetried(t *testing.T) {
 		if a["response_status"] != nil || !strings.Contains(str(a, "error"), "refused") {
 			t.Errorf("attempt to a closed port = %s, want no response_status and a connection error", hookdtest.JSON(a))
 		}
+	}
+}
+
+// TestAutovacuumWarning: hookd on a PostgreSQL server that runs without
+// autovacuum says so when it starts (its queue tables would fill with dead
+// rows), and says nothing of it on one that runs it.
+func TestAutovacuumWarning(t *testing.T) {
+	t.Parallel()
+	if !hookdtest.OnPostgres() {
+		t.Skip("a PostgreSQL setting; the embedded store has no autovacuum")
+	}
+	conn, err := pgx.Connect(t.Context(), pgtest.BaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var setting string
+	err = conn.QueryRow(t.Context(), `SHOW autovacuum`).Scan(&setting)
+	conn.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	hookdtest.Start(t, func(c *app.Config) { c.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
+	warned := strings.Contains(log.String(), "autovacuum off")
+	if want := setting == "off"; warned != want {
+		t.Errorf("server's autovacuum = %s; warned = %v, want %v; log:\n%s", setting, warned, want, log.String())
 	}
 }

@@ -261,6 +261,14 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Summary, e
 	defer r.recv.stop(10 * time.Second)
 
 	sum := &Summary{Timestamp: time.Now().UTC(), Machine: machineInfo(), Settings: settingsOf(cfg)}
+	if cfg.DatabaseURL != "" {
+		if sum.Hookd.Postgres, err = postgresInfo(ctx, cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+		if sum.Hookd.Postgres.Autovacuum != "on" {
+			r.logf("warning: PostgreSQL runs with autovacuum off; delivery will slow down as dead rows pile up")
+		}
+	}
 	var failed []string
 	for _, name := range cfg.Scenarios {
 		res := ScenarioResult{Name: name}

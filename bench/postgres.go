@@ -40,3 +40,19 @@ func createSchema(ctx context.Context, base string) (string, func(context.Contex
 	}
 	return u.String(), drop, nil
 }
+
+// postgresInfo reads the settings of the PostgreSQL server at url that shape
+// the numbers.
+func postgresInfo(ctx context.Context, url string) (*PostgresInfo, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var info PostgresInfo
+	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('autovacuum'),
+		current_setting('synchronous_commit')`).Scan(&info.Version, &info.Autovacuum, &info.SynchronousCommit); err != nil {
+		return nil, fmt.Errorf("read PostgreSQL settings: %w", err)
+	}
+	return &info, nil
+}

@@ -41,6 +41,15 @@ type HookdInfo struct {
 	Store   string `json:"store"`            // sqlite, postgres
 	Target  string `json:"target,omitempty"` // a running hookd's URL
 	Workers int    `json:"workers,omitempty"`
+	// Postgres is the PostgreSQL server's settings that shape the numbers.
+	Postgres *PostgresInfo `json:"postgres,omitempty"`
+}
+
+// PostgresInfo describes the PostgreSQL server of a bench on PostgreSQL.
+type PostgresInfo struct {
+	Version           string `json:"version"`
+	Autovacuum        string `json:"autovacuum"`
+	SynchronousCommit string `json:"synchronous_commit"`
 }
 
 // Settings are the Config values that shape the numbers.
@@ -215,6 +224,12 @@ func (s *Summary) write(w io.Writer, file string) error {
 func (s *Summary) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "hookd %s, %s store; %d CPUs (%s), %s, %s/%s, kernel %s\n", s.Hookd.Version, s.Hookd.Store,
 		s.Machine.CPUs, s.Machine.CPUModel, s.Machine.GoVersion, s.Machine.OS, s.Machine.Arch, s.Machine.Kernel)
+	if pg := s.Hookd.Postgres; pg != nil {
+		fmt.Fprintf(w, "PostgreSQL %s: autovacuum %s, synchronous_commit %s\n", pg.Version, pg.Autovacuum, pg.SynchronousCommit)
+		if pg.Autovacuum != "on" {
+			fmt.Fprintln(w, "warning: autovacuum is off, as on no production server: the queue tables fill with dead rows and delivery slows down over the run")
+		}
+	}
 	if s.Settings.Runs > 1 {
 		fmt.Fprintf(w, "medians of %d runs\n", s.Settings.Runs)
 	}

@@ -219,6 +219,18 @@ func (db *DB) checkSealer(ctx context.Context) error {
 	return nil
 }
 
+// Autovacuum reports whether the server runs autovacuum. hookd's queue tables
+// (deliveries, leases, rate_limits) turn over their rows all the time; without
+// vacuum their dead rows pile up and every claim walks them, so that delivery
+// slows down the longer the server runs.
+func (db *DB) Autovacuum(ctx context.Context) (bool, error) {
+	var on bool
+	if err := db.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')::boolean`).Scan(&on); err != nil {
+		return false, fmt.Errorf("read autovacuum setting: %w", err)
+	}
+	return on, nil
+}
+
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.pool.Ping(ctx); err != nil {
