@@ -13,7 +13,8 @@ import (
 )
 
 // TestRelaxedCommitsStayInTheirTransaction: outcomes commit without waiting
-// for the WAL flush, and that setting ends with their transaction: on a pool of
+// for the WAL flush, and that setting ends with their transaction (as does the
+// claims' of plain index scans, see noBitmapScans): on a pool of
 // one connection, the claims and publishes that follow them (a publish is
 // acknowledged to a client; a lost lease would let two instances attempt one
 // delivery at once) still commit synchronously.
@@ -41,6 +42,13 @@ func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 		}
 		if v := setting("a claim"); v != "on" {
 			t.Errorf("round %d: synchronous_commit = %q after a claim, want on: the relaxed commit leaked out of its transaction", round, v)
+		}
+		var bitmap string
+		if err := db.pool.QueryRow(ctx, `SHOW enable_bitmapscan`).Scan(&bitmap); err != nil {
+			t.Fatal(err)
+		}
+		if bitmap != "on" {
+			t.Errorf("round %d: enable_bitmapscan = %q after a claim, want on: the claim's planner setting leaked out of its transaction", round, bitmap)
 		}
 		a := hookd.Attempt{ID: ids.New("att"), Number: 1, URL: ep.URL, StatusCode: 200, CreatedAt: now}
 		if err := db.CompleteDeliveries(ctx, []hookd.Outcome{{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease,

@@ -193,6 +193,20 @@ var claimTests = []test{
 		wantClaimed(t, cs, "claim after the head's lease expired", fd[0])
 
 		mustComplete(t, s, outcome(claimOf(t, cs, fd[0].ID), hookd.DeliverySucceeded, now))
+		// The next one is due from when the head finished; the one after it
+		// still waits, with no time of its own.
+		for _, w := range []struct {
+			d    *hookd.Delivery
+			next time.Time
+		}{{fd[1], now}, {fd[2], time.Time{}}} {
+			d, _, err := s.Delivery(t.Context(), o.ID, w.d.ID)
+			if err != nil {
+				t.Fatalf("Delivery: %v", err)
+			}
+			if !d.NextAttemptAt.Equal(w.next) {
+				t.Errorf("after the head succeeded, %s's NextAttemptAt = %v, want %v", w.d.ID, d.NextAttemptAt, w.next)
+			}
+		}
 		cs = mustClaim(t, s, now)
 		wantClaimed(t, cs, "claim after the head succeeded", fd[1])
 
