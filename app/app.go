@@ -243,9 +243,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 		a.store = pg
-		if on, err := pg.Autovacuum(ctx); err != nil {
+		on, err := pg.Autovacuum(ctx)
+		if err != nil {
 			return err
-		} else if !on {
+		}
+		if !on {
 			a.cfg.Logger.Warn("postgres runs with autovacuum off: hookd's queue tables fill with dead rows and delivery slows down over time; turn autovacuum on")
 		}
 	} else {

@@ -220,7 +220,7 @@ func (db *DB) checkSealer(ctx context.Context) error {
 }
 
 // Autovacuum reports whether the server runs autovacuum. hookd's queue tables
-// (deliveries, leases, rate_limits) turn over their rows all the time; without
+// (deliveries, rate_limits) turn over their rows all the time; without
 // vacuum their dead rows pile up and every claim walks them, so that delivery
 // slows down the longer the server runs.
 func (db *DB) Autovacuum(ctx context.Context) (bool, error) {

@@ -14,10 +14,10 @@ import (
 
 // TestRelaxedCommitsStayInTheirTransaction: outcomes commit without waiting
 // for the WAL flush, and that setting ends with their transaction (as does the
-// claims' of plain index scans, see noBitmapScans): on a pool of
-// one connection, the claims and publishes that follow them (a publish is
-// acknowledged to a client; a lost lease would let two instances attempt one
-// delivery at once) still commit synchronously.
+// claims' ban on bitmap scans, see noBitmapScans): on a pool of one connection,
+// the claims and publishes that follow them (a publish is acknowledged to a
+// client; a lost lease would let two instances attempt one delivery at once)
+// still commit synchronously.
 func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 	t.Parallel()
 	db, org, now := openOneConnection(t)
