@@ -228,12 +228,12 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 		defaultCap = int64(p.MaxInFlight)
 	}
 	var cands []candidate
-	err := db.tx(ctx, func(tx pgx.Tx) error {
-		cands = cands[:0]
-		if err := noBitmapScans(ctx, tx); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `
+	err := func() error {
+		// One round trip, one implicit transaction: the planner setting, then
+		// the query it applies to (see noBitmapScansSQL).
+		b := &pgx.Batch{}
+		b.Queue(noBitmapScansSQL)
+		b.Queue(`
 			WITH RECURSIVE eps(id) AS (
 				(SELECT endpoint_id FROM deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
 				UNION ALL
@@ -254,6 +254,12 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 			                              ELSE $1::bigint END AS cap FROM endpoints) e ON e.id = eps.id
 			LEFT JOIN rate_limits rl ON rl.key = 'endpoint:' || e.id
 			WHERE e.enabled AND NOT (e.id = ANY($3::text[]))`, defaultCap, now, exclude, parked)
+		br := db.pool.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
@@ -286,7 +292,7 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 			}
 		}
 		return rows.Err()
-	})
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("choose due endpoints: %w", err)
 	}
@@ -300,18 +306,14 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 	return cands, nil
 }
 
-// noBitmapScans makes the rest of tx read the queue by plain index scans only,
-// whatever the planner's estimates: a bitmap scan would visit every dead row
-// version that claims and outcomes left in the queue's indexes since the last
-// vacuum, each time, where a plain index scan marks those it meets so that the
-// next scans skip them. (Mid-way through a bench run, with a bound on the count
-// as countLeases has, the planner still chose a bitmap scan: 8 ms per endpoint.)
-func noBitmapScans(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `SELECT set_config('enable_bitmapscan', 'off', true)`); err != nil {
-		return fmt.Errorf("plan claims: %w", err)
-	}
-	return nil
-}
+// noBitmapScansSQL makes the rest of its transaction read the queue by plain
+// index scans only, whatever the planner's estimates: a bitmap scan would visit
+// every dead row version that claims and outcomes left in the queue's indexes
+// since the last vacuum, each time, where a plain index scan marks those it
+// meets so that the next scans skip them. (Mid-way through a bench run, with a
+// bound on the count as countLeases has, the planner still chose a bitmap scan:
+// 8 ms per endpoint.)
+const noBitmapScansSQL = `SELECT set_config('enable_bitmapscan', 'off', true)`
 
 // countLeases is the SQL expression that counts the live leases of the endpoint
 // whose id is the expression endpoint at the time now, up to its cap (an
@@ -320,7 +322,7 @@ func noBitmapScans(ctx context.Context, tx pgx.Tx) error {
 // Every lease leaves a dead row version in deliveries_leased until vacuum (a
 // minute or more away): an unbounded count visited all of them each time (3,000
 // per endpoint, 3.5 ms, mid-way through a bench run). A bounded count by a plain
-// index scan (see noBitmapScans) stops at the cap and marks the dead entries it
+// index scan (see noBitmapScansSQL) stops at the cap and marks the dead entries it
 // meets, so that the next scans skip them (0.1 ms).
 func countLeases(endpoint, now, limit string) string {
 	return `(SELECT COUNT(*) FROM (SELECT FROM deliveries l WHERE l.endpoint_id = ` + endpoint +
@@ -342,7 +344,7 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	}
 	// Leases commit synchronously: one lost in a crash of PostgreSQL would let
 	// another instance attempt a delivery that is still being attempted.
-	// (And the leases are counted as in candidates: see noBitmapScans.)
+	// (And the leases are counted as in candidates: see noBitmapScansSQL.)
 	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('enable_bitmapscan', 'off', true)`,
 		claimLockTimeout); err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/internal/pgtest"
@@ -14,7 +16,7 @@ import (
 
 // TestRelaxedCommitsStayInTheirTransaction: outcomes commit without waiting
 // for the WAL flush, and that setting ends with their transaction (as does the
-// claims' ban on bitmap scans, see noBitmapScans): on a pool of one connection,
+// claims' ban on bitmap scans, see noBitmapScansSQL): on a pool of one connection,
 // the claims and publishes that follow them (a publish is acknowledged to a
 // client; a lost lease would let two instances attempt one delivery at once)
 // still commit synchronously.
@@ -94,4 +96,34 @@ func addEndpoint(t *testing.T, db *DB, org *hookd.Organization, ordering string,
 		t.Fatal(err)
 	}
 	return ep
+}
+
+// TestCandidatesSettingReachesTheirQuery: the candidate query is sent in one
+// batch after noBitmapScansSQL, and the setting holds for it (the batch is one
+// implicit transaction), then ends with it.
+func TestCandidatesSettingReachesTheirQuery(t *testing.T) {
+	t.Parallel()
+	db, _, _ := openOneConnection(t)
+	ctx := t.Context()
+	b := &pgx.Batch{}
+	b.Queue(noBitmapScansSQL)
+	b.Queue(`SELECT current_setting('enable_bitmapscan')`)
+	br := db.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		t.Fatal(err)
+	}
+	var during string
+	if err := br.QueryRow().Scan(&during); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var after string
+	if err := db.pool.QueryRow(ctx, `SHOW enable_bitmapscan`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if during != "off" || after != "on" {
+		t.Errorf("enable_bitmapscan = %q for the query after the setting, %q after the batch; want off, then on", during, after)
+	}
 }
