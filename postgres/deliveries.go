@@ -181,10 +181,13 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 		return nil, err
 	}
 	lease := ids.New("lease")
-	var leased []int64
+	var (
+		claims []*hookd.Claim
+		broken []sqlrow.BrokenClaim
+	)
 	err = db.tx(ctx, func(tx pgx.Tx) error {
 		var err error
-		leased, err = claim(ctx, tx, cands, p, lease)
+		claims, broken, err = claim(ctx, tx, db.cfg.Sealer, cands, p, lease)
 		return err
 	})
 	var pe *pgconn.PgError
@@ -194,14 +197,6 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	if len(leased) == 0 {
-		return nil, nil
-	}
-	claims, broken, err := db.loadClaims(ctx, leased, lease)
-	if err != nil {
-		// Leased but not loaded: the leases expire and the deliveries run later.
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	if len(broken) > 0 {
@@ -337,7 +332,11 @@ func rateKey(endpointID string) string { return "endpoint:" + endpointID }
 func rateBurst(rate float64) int { return max(1, int(rate)) }
 
 // claim leases, inside tx, what the candidates' shares allow.
-func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParams, lease string) ([]int64, error) {
+//
+// It returns the leased deliveries with their events and endpoints (read by the
+// statement that leases them, not in another round trip), oldest due first; a
+// delivery whose endpoint secret cannot be opened is returned in broken instead.
+func claim(ctx context.Context, tx pgx.Tx, sealer sqlrow.Sealer, cands []candidate, p hookd.ClaimParams, lease string) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
 	want := make([]string, len(cands))
 	for i, c := range cands {
 		want[i] = c.id
@@ -347,7 +346,7 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	// (And the leases are counted as in candidates: see noBitmapScansSQL.)
 	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('enable_bitmapscan', 'off', true)`,
 		claimLockTimeout); err != nil {
-		return nil, fmt.Errorf("lock endpoints: %w", err)
+		return nil, nil, fmt.Errorf("lock endpoints: %w", err)
 	}
 	// A claim takes the locks it can get and leaves the endpoints whose lock
 	// another instance's claim holds: that claim is serving them right now, and
@@ -356,20 +355,20 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 	rows, err := tx.Query(ctx, `SELECT c.id FROM unnest($1::text[]) WITH ORDINALITY AS c(id, ord)
 		WHERE pg_try_advisory_xact_lock($2, hashtext(c.id)) ORDER BY c.ord`, want, claimLockSpace)
 	if err != nil {
-		return nil, fmt.Errorf("lock endpoints: %w", err)
+		return nil, nil, fmt.Errorf("lock endpoints: %w", err)
 	}
 	locked, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("lock endpoints: %w", err)
+		return nil, nil, fmt.Errorf("lock endpoints: %w", err)
 	}
 	cands = slices.DeleteFunc(slices.Clone(cands), func(c candidate) bool { return !slices.Contains(locked, c.id) })
 	if len(cands) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	now := us(p.Now)
 	buckets, err := takeBuckets(ctx, tx, cands, p.Now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var (
 		epIDs     []string
@@ -387,7 +386,7 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 		epIDs, shares, overrides = append(epIDs, c.id), append(shares, share), append(overrides, c.override)
 	}
 	if len(epIDs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	// The endpoints' settings (ordering, max_in_flight) are read here, under the
 	// locks, not taken from the candidates: they may have changed meanwhile.
@@ -422,28 +421,24 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 			SELECT seq FROM due ORDER BY ord, next_attempt_at, seq LIMIT $8
 		)
 		UPDATE deliveries d SET lease = $5, lease_until = $6
-		FROM pick WHERE d.seq = pick.seq AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
+		FROM pick, events ev, endpoints e
+		WHERE d.seq = pick.seq AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
 		  AND (d.next_attempt_at <= $4 OR d.next_attempt_at = $7)
-		RETURNING d.seq, d.endpoint_id`,
+		  AND ev.seq = d.event_seq AND e.id = d.endpoint_id
+		RETURNING `+sqlrow.ClaimColumns("seq"),
 		epIDs, shares, overrides, now, lease, us(p.Now.Add(p.Lease)), parked, p.Limit, defaultCap)
 	if err != nil {
-		return nil, fmt.Errorf("lease deliveries: %w", err)
+		return nil, nil, fmt.Errorf("lease deliveries: %w", err)
 	}
-	var seqs []int64
-	taken := map[string]int{}
-	for rows.Next() {
-		var seq int64
-		var ep string
-		if err := rows.Scan(&seq, &ep); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("lease deliveries: %w", err)
-		}
-		seqs = append(seqs, seq)
-		taken[ep]++
-	}
+	claims, seqs, broken, err := sqlrow.CollectClaimsSeq(rows, sealer, lease)
 	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lease deliveries: %w", err)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lease deliveries: %w", err)
+	}
+	sortClaims(claims, seqs)
+	taken := map[string]int{} // (a delivery set aside as broken takes no token)
+	for _, c := range claims {
+		taken[c.Endpoint.ID]++
 	}
 	if len(buckets) > 0 {
 		var keys []string
@@ -455,10 +450,10 @@ func claim(ctx context.Context, tx pgx.Tx, cands []candidate, p hookd.ClaimParam
 			SELECT k, t, $3 FROM unnest($1::text[], $2::float8[]) AS b(k, t)
 			ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
 				updated_at = GREATEST(rate_limits.updated_at, excluded.updated_at)`, keys, levels, now); err != nil {
-			return nil, fmt.Errorf("take rate limit tokens: %w", err)
+			return nil, nil, fmt.Errorf("take rate limit tokens: %w", err)
 		}
 	}
-	return seqs, nil
+	return claims, broken, nil
 }
 
 // takeBuckets reads, under the claim's locks, the shared buckets of the
@@ -512,24 +507,26 @@ func takeBuckets(ctx context.Context, tx pgx.Tx, cands []candidate, now time.Tim
 	return buckets, nil
 }
 
-// loadClaims reads leased deliveries with their events and endpoints. A row whose
-// endpoint secret cannot be opened is returned in broken instead.
-func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+sqlrow.ClaimColumns("seq")+`
-		FROM deliveries d
-		JOIN events ev ON ev.seq = d.event_seq
-		JOIN endpoints e ON e.id = d.endpoint_id
-		WHERE d.seq = ANY($1::bigint[]) AND d.lease = $2
-		ORDER BY d.next_attempt_at, d.seq`, seqs, lease)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load claims: %w", err)
+// sortClaims orders claims (with seqs, their deliveries' sequence numbers) oldest
+// due first.
+func sortClaims(claims []*hookd.Claim, seqs []int64) {
+	idx := make([]int, len(claims))
+	for i := range idx {
+		idx[i] = i
 	}
-	defer rows.Close()
-	claims, broken, err := sqlrow.CollectClaims(rows, db.cfg.Sealer, lease)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load claims: %w", err)
+	due := func(i int) int64 { // a parked FIFO head (no time) last, as in next_attempt_at
+		if t := claims[i].Delivery.NextAttemptAt; !t.IsZero() {
+			return t.UnixMicro()
+		}
+		return parked
 	}
-	return claims, broken, nil
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Or(cmp.Compare(due(a), due(b)), cmp.Compare(seqs[a], seqs[b])) })
+	sorted, sortedSeqs := make([]*hookd.Claim, len(claims)), make([]int64, len(seqs))
+	for i, k := range idx {
+		sorted[i], sortedSeqs[i] = claims[k], seqs[k]
+	}
+	copy(claims, sorted)
+	copy(seqs, sortedSeqs)
 }
 
 // setAside ends the leases of broken claims, recording why, due again in a minute.
