@@ -59,21 +59,19 @@ func TestFailureLogBoundsWhatItSums(t *testing.T) {
 
 	var attempts, records, ok, rest, missing int
 	for _, r := range allAudit(t, store) {
-		{
-			switch {
-			case r.Result == hookd.AuditSuccess:
-				ok++
-				if r.Count != 1 {
-					t.Errorf("a success summed: count %d", r.Count)
-				}
-			case r.Reason == "missing_api_key":
-				missing++
-			default:
-				attempts += r.Count
-				records++
-				if r.ClientIP == "" {
-					rest += r.Count
-				}
+		switch {
+		case r.Result == hookd.AuditSuccess:
+			ok++
+			if r.Count != 1 {
+				t.Errorf("a success summed: count %d", r.Count)
+			}
+		case r.Reason == "missing_api_key":
+			missing++
+		default:
+			attempts += r.Count
+			records++
+			if r.ClientIP == "" {
+				rest += r.Count
 			}
 		}
 	}

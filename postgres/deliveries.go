@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"time"
 
@@ -308,7 +309,11 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 // meets so that the next scans skip them. (Mid-way through a bench run, with a
 // bound on the count as countLeases has, the planner still chose a bitmap scan:
 // 8 ms per endpoint.)
-const noBitmapScansSQL = `SELECT set_config('enable_bitmapscan', 'off', true)`
+const noBitmapScansSQL = `SELECT ` + noBitmapScans
+
+// noBitmapScans is the expression of noBitmapScansSQL, for statements that set
+// more than it.
+const noBitmapScans = `set_config('enable_bitmapscan', 'off', true)`
 
 // countLeases is the SQL expression that counts the live leases of the endpoint
 // whose id is the expression endpoint at the time now, up to its cap (an
@@ -344,8 +349,7 @@ func claim(ctx context.Context, tx pgx.Tx, sealer sqlrow.Sealer, cands []candida
 	// Leases commit synchronously: one lost in a crash of PostgreSQL would let
 	// another instance attempt a delivery that is still being attempted.
 	// (And the leases are counted as in candidates: see noBitmapScansSQL.)
-	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('enable_bitmapscan', 'off', true)`,
-		claimLockTimeout); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), `+noBitmapScans, claimLockTimeout); err != nil {
 		return nil, nil, fmt.Errorf("lock endpoints: %w", err)
 	}
 	// A claim takes the locks it can get and leaves the endpoints whose lock
@@ -507,26 +511,31 @@ func takeBuckets(ctx context.Context, tx pgx.Tx, cands []candidate, now time.Tim
 	return buckets, nil
 }
 
-// sortClaims orders claims (with seqs, their deliveries' sequence numbers) oldest
-// due first.
-func sortClaims(claims []*hookd.Claim, seqs []int64) {
-	idx := make([]int, len(claims))
-	for i := range idx {
-		idx[i] = i
+// sortClaims orders claims oldest due first (seqs[i] is claims[i]'s delivery
+// sequence number, the tiebreak), as the claim chose them.
+func sortClaims(claims []*hookd.Claim, seqs []int64) { sort.Sort(claimOrder{claims, seqs}) }
+
+// claimOrder sorts claims and their seqs together.
+type claimOrder struct {
+	claims []*hookd.Claim
+	seqs   []int64
+}
+
+func (o claimOrder) Len() int { return len(o.claims) }
+func (o claimOrder) Less(i, j int) bool {
+	return cmp.Or(cmp.Compare(claimDue(o.claims[i]), claimDue(o.claims[j])), cmp.Compare(o.seqs[i], o.seqs[j])) < 0
+}
+func (o claimOrder) Swap(i, j int) {
+	o.claims[i], o.claims[j] = o.claims[j], o.claims[i]
+	o.seqs[i], o.seqs[j] = o.seqs[j], o.seqs[i]
+}
+
+// claimDue is a claim's next_attempt_at: a parked FIFO head (no time) last.
+func claimDue(c *hookd.Claim) int64 {
+	if t := c.Delivery.NextAttemptAt; !t.IsZero() {
+		return t.UnixMicro()
 	}
-	due := func(i int) int64 { // a parked FIFO head (no time) last, as in next_attempt_at
-		if t := claims[i].Delivery.NextAttemptAt; !t.IsZero() {
-			return t.UnixMicro()
-		}
-		return parked
-	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Or(cmp.Compare(due(a), due(b)), cmp.Compare(seqs[a], seqs[b])) })
-	sorted, sortedSeqs := make([]*hookd.Claim, len(claims)), make([]int64, len(seqs))
-	for i, k := range idx {
-		sorted[i], sortedSeqs[i] = claims[k], seqs[k]
-	}
-	copy(claims, sorted)
-	copy(seqs, sortedSeqs)
+	return parked
 }
 
 // setAside ends the leases of broken claims, recording why, due again in a minute.

@@ -169,6 +169,25 @@ var claimTests = []test{
 		setEnabled(t, s, e, true)
 		wantClaimed(t, mustClaim(t, s, base), "claim after re-enabling", ds[e.ID])
 	}},
+	{"ClaimsOldestDueFirst", func(t *testing.T, s hookd.Store) {
+		o := mustOrg(t, s)
+		mustEndpoint(t, s, o.ID, nil)
+		mustEndpoint(t, s, o.ID, nil)
+		// Published in another order than they fall due.
+		for _, sec := range []int{3, 1, 4, 2} {
+			mustPublishOne(t, s, o.ID, "invoice.paid", base.Add(time.Duration(sec)*time.Second))
+		}
+		cs := mustClaim(t, s, base.Add(10*time.Second))
+		if len(cs) != 8 {
+			t.Fatalf("claimed %d deliveries, want 8", len(cs))
+		}
+		for i := 1; i < len(cs); i++ {
+			if cs[i].Delivery.NextAttemptAt.Before(cs[i-1].Delivery.NextAttemptAt) {
+				t.Fatalf("claim %d is due at %s, before claim %d (%s): claims are not oldest due first", i,
+					cs[i].Delivery.NextAttemptAt, i-1, cs[i-1].Delivery.NextAttemptAt)
+			}
+		}
+	}},
 	{"FIFO", func(t *testing.T, s hookd.Store) {
 		o := mustOrg(t, s)
 		f := mustEndpoint(t, s, o.ID, fifo)
