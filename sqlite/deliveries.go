@@ -303,10 +303,10 @@ func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string, now in
 	if err != nil {
 		return nil, nil, fmt.Errorf("load claims: %w", err)
 	}
-	found := make(map[int64]string, len(claims))
+	found := make(map[int64]*hookd.Delivery, len(claims))
 	for i, c := range claims {
 		c.Delivery.InFlight = true
-		found[claimSeqs[i]] = c.Delivery.ID
+		found[claimSeqs[i]] = &c.Delivery
 	}
 	keep := make(map[int64]bool, len(broken))
 	for _, b := range broken {
@@ -362,16 +362,23 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 			o := &outcomes[i]
 			o.Attempt.DeliveryID = o.DeliveryID
 			now := us(o.Attempt.CreatedAt)
-			var orgID, endpointID string
-			seq, held := db.leases.holds(o.DeliveryID, o.Lease)
-			err := sql.ErrNoRows
+			m, held := db.leases.holds(o.DeliveryID, o.Lease)
+			seq, orgID, endpointID := m.seq, m.org, m.endpoint
 			if held {
-				err = tx.QueryRow(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
+				res, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
 					next_attempt_at = ?, last_status_code = ?, last_error = ?, updated_at = ?
-					WHERE seq = ? RETURNING org_id, endpoint_id`,
-					o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, seq).Scan(&orgID, &endpointID)
+					WHERE seq = ?`,
+					o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, seq)
+				if err != nil {
+					return fmt.Errorf("update delivery: %w", err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return fmt.Errorf("update delivery: %w", err)
+				} else if n == 0 {
+					held = false // gone with its endpoint
+				}
 			}
-			if err == sql.ErrNoRows {
+			if !held {
 				// Lease lost (another claim owns the delivery now) or the delivery
 				// is gone with its endpoint: the attempt was made all the same, so
 				// record it if the delivery still exists, and change nothing else.
@@ -386,9 +393,6 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 					return err
 				}
 				continue
-			}
-			if err != nil {
-				return fmt.Errorf("update delivery: %w", err)
 			}
 			if err := insertAttempt(tx, &o.Attempt, seq, orgID); err != nil {
 				return err
@@ -512,11 +516,11 @@ func disableEndpoint(tx wtx, p *publisher, o *hookd.Outcome, now int64) error {
 func (db *DB) ReleaseDeliveries(ctx context.Context, releases []hookd.Release) error {
 	err := db.writeRelaxed(ctx, func(tx wtx) error {
 		for _, r := range releases {
-			seq, held := db.leases.holds(r.DeliveryID, r.Lease)
+			m, held := db.leases.holds(r.DeliveryID, r.Lease)
 			if !held {
 				continue
 			}
-			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ? WHERE seq = ?`, us(r.NextAttemptAt), seq); err != nil {
+			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ? WHERE seq = ?`, us(r.NextAttemptAt), m.seq); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"sync"
+
+	"github.com/hookd/hookd"
 )
 
 // leases holds the store's delivery leases in memory. The embedded store
@@ -18,6 +20,7 @@ type leases struct {
 type memLease struct {
 	seq      int64
 	id       string // "" until the claim is loaded
+	org      string // "" until the claim is loaded
 	endpoint string
 	lease    string
 	until    int64 // µs
@@ -86,10 +89,10 @@ func (l *leases) take(chosen []chosenDelivery, lease string, until, now int64) [
 	return out
 }
 
-// loaded notes the id of each leased delivery that was loaded, and ends the
-// leases of those that were not (gone, or no longer due, since they were
-// chosen) unless keep holds them.
-func (l *leases) loaded(seqs []int64, ids map[int64]string, keep map[int64]bool, lease string) {
+// loaded notes the id and organization of each leased delivery that was
+// loaded, and ends the leases of those that were not (gone, or no longer due,
+// since they were chosen) unless keep holds them.
+func (l *leases) loaded(seqs []int64, found map[int64]*hookd.Delivery, keep map[int64]bool, lease string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, seq := range seqs {
@@ -97,29 +100,29 @@ func (l *leases) loaded(seqs []int64, ids map[int64]string, keep map[int64]bool,
 		if m == nil || m.lease != lease {
 			continue
 		}
-		id, ok := ids[seq]
+		d, ok := found[seq]
 		if !ok {
 			if !keep[seq] {
 				l.dropLocked(seq, m)
 			}
 			continue
 		}
-		m.id = id
-		l.ids[id] = m
+		m.id, m.org = d.ID, d.OrgID
+		l.ids[d.ID] = m
 	}
 }
 
-// holds returns the seq of the delivery with this id if lease is its lease.
-// Like the lease column it replaces, a lease that ran out still holds until
-// another claim takes the delivery.
-func (l *leases) holds(id, lease string) (int64, bool) {
+// holds returns the lease of the delivery with this id, if lease is its lease.
+// Like the lease column it replaces, a lease that ran out still holds
+// until another claim takes the delivery.
+func (l *leases) holds(id, lease string) (memLease, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	m := l.ids[id]
 	if m == nil || m.lease != lease {
-		return 0, false
+		return memLease{}, false
 	}
-	return m.seq, true
+	return *m, true
 }
 
 // holdsSeq reports whether lease is the lease of delivery seq.

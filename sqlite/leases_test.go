@@ -3,6 +3,8 @@ package sqlite
 import (
 	"maps"
 	"testing"
+
+	"github.com/hookd/hookd"
 )
 
 func TestLeases(t *testing.T) {
@@ -22,15 +24,15 @@ func TestLeases(t *testing.T) {
 
 	// Loading names the deliveries; one not loaded (gone) loses its lease, one
 	// broken is kept for setting aside.
-	l.loaded([]int64{1, 2, 3}, map[int64]string{1: "dlv_1"}, map[int64]bool{3: true}, "L1")
+	l.loaded([]int64{1, 2, 3}, map[int64]*hookd.Delivery{1: {ID: "dlv_1", OrgID: "org_1"}}, map[int64]bool{3: true}, "L1")
 	if l.has(2) {
 		t.Error("seq 2 was not loaded but still holds its lease")
 	}
 	if !l.has(3) {
 		t.Error("seq 3 (broken) lost its lease before being set aside")
 	}
-	if seq, ok := l.holds("dlv_1", "L1"); !ok || seq != 1 {
-		t.Errorf("holds(dlv_1, L1) = %d, %v; want 1, true", seq, ok)
+	if m, ok := l.holds("dlv_1", "L1"); !ok || m.seq != 1 || m.org != "org_1" || m.endpoint != "ep_a" {
+		t.Errorf("holds(dlv_1, L1) = %+v, %v; want seq 1 of org_1 and ep_a, true", m, ok)
 	}
 	if _, ok := l.holds("dlv_1", "L2"); ok {
 		t.Error("holds accepted a lease that is not the delivery's")

@@ -82,6 +82,28 @@ var completeTests = []test{
 			}
 		}
 	}},
+	{"OutcomeAfterEndpointDeleted", func(t *testing.T, s hookd.Store) {
+		// An endpoint deleted while one of its deliveries is being attempted takes
+		// the delivery with it: recording that attempt changes nothing and fails
+		// nothing, and the other outcomes of the same call are recorded.
+		o := mustOrg(t, s)
+		gone, kept := mustEndpoint(t, s, o.ID, nil), mustEndpoint(t, s, o.ID, nil)
+		_, ds := mustPublishOne(t, s, o.ID, "invoice.paid", base)
+		cs := mustClaim(t, s, base)
+		if err := s.DeleteEndpoint(t.Context(), o.ID, gone.ID); err != nil {
+			t.Fatalf("DeleteEndpoint: %v", err)
+		}
+		lost := outcome(claimOf(t, cs, ds[gone.ID].ID), hookd.DeliverySucceeded, base.Add(time.Second))
+		done := outcome(claimOf(t, cs, ds[kept.ID].ID), hookd.DeliverySucceeded, base.Add(time.Second))
+		mustComplete(t, s, lost, done)
+		_, _, err := s.Delivery(t.Context(), "", ds[gone.ID].ID)
+		wantCode(t, err, hookd.ENOTFOUND, "Delivery of the deleted endpoint after its outcome")
+		got, as := mustDelivery(t, s, ds[kept.ID].ID)
+		if got.Status != hookd.DeliverySucceeded || got.Attempts != 1 || len(as) != 1 || as[0].ID != done.Attempt.ID {
+			t.Errorf("the other delivery of the call: %s with %d attempts (%d recorded), want succeeded with its attempt",
+				got.Status, got.Attempts, len(as))
+		}
+	}},
 	{"StaleLease", func(t *testing.T, s hookd.Store) {
 		o := mustOrg(t, s)
 		e := mustEndpoint(t, s, o.ID, nil)
