@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -158,7 +159,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 	if len(leased) == 0 {
 		return nil, nil
 	}
-	claims, broken, err := db.loadClaims(ctx, leased, lease, now)
+	claims, broken, err := db.loadClaims(ctx, leased, endpointsOf(chosen), lease, now)
 	if err != nil {
 		db.leases.endSeqs(leased, lease)
 		return nil, fmt.Errorf("claim deliveries: %w", err)
@@ -175,6 +176,19 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 type chosenDelivery struct {
 	seq      int64
 	endpoint string
+}
+
+// endpointsOf returns the endpoints of the chosen deliveries, each once.
+func endpointsOf(chosen []chosenDelivery) []string {
+	var ids []string
+	seen := map[string]bool{}
+	for _, c := range chosen {
+		if !seen[c.endpoint] {
+			seen[c.endpoint] = true
+			ids = append(ids, c.endpoint)
+		}
+	}
+	return ids
 }
 
 // chooseDue picks the deliveries to claim, endpoint by endpoint: it lists the
@@ -282,38 +296,82 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 	return out, nil
 }
 
-// loadClaims reads leased deliveries with their events and endpoints, keeping
-// those still pending, due and on an enabled endpoint (and ending the other
-// leases). A row whose endpoint secret cannot be opened is returned in broken
-// instead.
-func (db *DB) loadClaims(ctx context.Context, seqs []int64, lease string, now int64) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
+// loadClaims reads leased deliveries with their events, keeping those still
+// pending and due, and gives each its endpoint if that is enabled (ending the
+// other leases). Each endpoint (one of endpoints) is read and decoded once per
+// claim, not once per delivery. A delivery whose endpoint secret cannot be
+// opened is returned in broken instead.
+func (db *DB) loadClaims(ctx context.Context, seqs []int64, endpoints []string, lease string, now int64) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
+	eps, unusable, err := db.claimEndpoints(ctx, endpoints)
+	if err != nil {
+		return nil, nil, err
+	}
 	js, _ := json.Marshal(seqs)
-	rows, err := db.rquery(ctx, `SELECT `+sqlrow.ClaimColumns("rowid")+`
+	rows, err := db.rquery(ctx, `SELECT `+sqlrow.ClaimDeliveryColumns+`
 		FROM deliveries d
 		JOIN events ev ON ev.seq = d.event_seq
-		JOIN endpoints e ON e.id = d.endpoint_id
 		WHERE d.seq IN (SELECT value FROM json_each(?)) AND d.status = 'pending' AND d.next_attempt_at <= ?
-		  AND e.enabled = 1
 		ORDER BY d.next_attempt_at, d.seq`, string(js), now)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load claims: %w", err)
 	}
 	defer rows.Close()
-	claims, claimSeqs, broken, err := sqlrow.CollectClaimsSeq(rows, db.cfg.Sealer, lease)
-	if err != nil {
+	var (
+		claims []*hookd.Claim
+		broken []sqlrow.BrokenClaim
+		found  = make(map[int64]*hookd.Delivery, len(seqs))
+		keep   = map[int64]bool{}
+	)
+	for rows.Next() {
+		c, seq, err := sqlrow.ScanClaimDelivery(rows, lease)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load claims: %w", err)
+		}
+		if e := eps[c.Delivery.EndpointID]; e != nil {
+			c.Endpoint = *e // shares the decoded Events and Headers, which no one changes
+			c.Delivery.InFlight = true
+			claims = append(claims, c)
+			found[seq] = &c.Delivery
+		} else if why, ok := unusable[c.Delivery.EndpointID]; ok {
+			broken = append(broken, sqlrow.BrokenClaim{Seq: seq, Err: why})
+			keep[seq] = true // set aside under this lease
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("load claims: %w", err)
-	}
-	found := make(map[int64]*hookd.Delivery, len(claims))
-	for i, c := range claims {
-		c.Delivery.InFlight = true
-		found[claimSeqs[i]] = &c.Delivery
-	}
-	keep := make(map[int64]bool, len(broken))
-	for _, b := range broken {
-		keep[b.Seq] = true // set aside under this lease
 	}
 	db.leases.loaded(seqs, found, keep, lease)
 	return claims, broken, nil
+}
+
+// claimEndpoints reads and decodes the enabled endpoints among ids; those whose
+// row cannot be decoded (a secret that does not open) are in unusable, with why.
+func (db *DB) claimEndpoints(ctx context.Context, ids []string) (eps map[string]*hookd.Endpoint, unusable map[string]string, err error) {
+	js, _ := json.Marshal(ids)
+	rows, err := db.rquery(ctx, `SELECT e.id, `+sqlrow.EndpointColumns("rowid")+` FROM endpoints e
+		WHERE e.id IN (SELECT value FROM json_each(?)) AND e.enabled = 1`, string(js))
+	if err != nil {
+		return nil, nil, fmt.Errorf("load claimed endpoints: %w", err)
+	}
+	defer rows.Close()
+	eps, unusable = make(map[string]*hookd.Endpoint, len(ids)), map[string]string{}
+	for rows.Next() {
+		var id string
+		e, _, err := sqlrow.ScanEndpoint(rows, db.cfg.Sealer, &id)
+		var de *sqlrow.DecodeError
+		switch {
+		case errors.As(err, &de):
+			unusable[id] = de.Error()
+		case err != nil:
+			return nil, nil, fmt.Errorf("load claimed endpoints: %w", err)
+		default:
+			eps[e.ID] = e
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("load claimed endpoints: %w", err)
+	}
+	return eps, unusable, nil
 }
 
 // setAside ends the leases of broken claims, recording why, due again in a minute.

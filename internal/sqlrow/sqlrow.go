@@ -300,10 +300,14 @@ func ScanDelivery(s Scanner, extra ...any) (*hookd.Delivery, int64, error) {
 	return &d, seq, nil
 }
 
-// ClaimColumns are the columns ScanClaim reads: DeliveryColumns, the event's data
-// and time, then EndpointColumns(seq) (deliveries d, events ev, endpoints e).
+// ClaimDeliveryColumns are the columns ScanClaimDelivery reads: DeliveryColumns
+// and the event's data and time (deliveries d, events ev).
+const ClaimDeliveryColumns = DeliveryColumns + `, ev.data, ev.created_at`
+
+// ClaimColumns are the columns ScanClaim reads: ClaimDeliveryColumns, then
+// EndpointColumns(seq) (deliveries d, events ev, endpoints e).
 func ClaimColumns(seq string) string {
-	return DeliveryColumns + `, ev.data, ev.created_at, ` + EndpointColumns(seq)
+	return ClaimDeliveryColumns + `, ` + EndpointColumns(seq)
 }
 
 // ScanClaim reads ClaimColumns into a claim with the given lease and returns the
@@ -313,39 +317,68 @@ func ScanClaim(s Scanner, sealer Sealer, lease string) (*hookd.Claim, int64, err
 	return scanClaim(s, sealer, lease, nil)
 }
 
+// ScanClaimDelivery reads ClaimDeliveryColumns into a claim with the given
+// lease and returns the delivery's sequence number. The claim's Endpoint is
+// left for the caller to fill in (Delivery.EndpointID names it).
+func ScanClaimDelivery(s Scanner, lease string) (*hookd.Claim, int64, error) {
+	var r claimRow
+	if err := s.Scan(r.dest(nil)...); err != nil {
+		return nil, r.seq, err
+	}
+	return r.claim(lease), r.seq, nil
+}
+
+// claimRow holds ClaimDeliveryColumns as scanned.
+type claimRow struct {
+	c                      hookd.Claim
+	seq                    int64
+	next, created, updated int64
+	data                   []byte
+	evCreated              int64
+}
+
+// dest returns the scan destinations: ClaimDeliveryColumns, then extra.
+func (r *claimRow) dest(extra []any) []any {
+	d := &r.c.Delivery
+	return append([]any{&r.seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status,
+		&d.Attempts, &d.CycleAttempts, &r.next, &d.LastStatusCode, &d.LastError, &r.created, &r.updated, &d.InFlight,
+		&r.data, &r.evCreated}, extra...)
+}
+
+// claim completes the scanned claim (without its endpoint).
+func (r *claimRow) claim(lease string) *hookd.Claim {
+	c := &r.c
+	d := &c.Delivery
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = NextAttempt(r.next), FromUS(r.created), FromUS(r.updated)
+	c.Event = hookd.Event{ID: d.EventID, OrgID: d.OrgID, Type: d.EventType, Data: r.data, CreatedAt: FromUS(r.evCreated)}
+	c.Lease = lease
+	return c
+}
+
 // scanClaim is ScanClaim with the endpoints already decoded by the same query
 // in seen (by id; nil for none): rows of one query show each endpoint alike,
 // so its columns are decoded, and its secrets opened, once per claim.
 func scanClaim(s Scanner, sealer Sealer, lease string, seen map[string]*hookd.Endpoint) (*hookd.Claim, int64, error) {
 	var (
-		c                      hookd.Claim
-		d                      = &c.Delivery
-		seq                    int64
-		next, created, updated int64
-		data                   []byte
-		evCreated              int64
-		r                      endpointRow
+		cr claimRow
+		r  endpointRow
 	)
-	if err := s.Scan(r.dest([]any{&seq, &d.ID, &d.OrgID, &d.EventID, &d.EventType, &d.EndpointID, &d.Status,
-		&d.Attempts, &d.CycleAttempts, &next, &d.LastStatusCode, &d.LastError, &created, &updated, &d.InFlight,
-		&data, &evCreated})...); err != nil {
-		return nil, seq, err
+	if err := s.Scan(cr.dest(r.dest(nil))...); err != nil {
+		return nil, cr.seq, err
 	}
 	e, ok := seen[r.e.ID]
 	if !ok {
 		var err error
 		if e, err = r.decode(sealer); err != nil {
-			return nil, seq, err
+			return nil, cr.seq, err
 		}
 		if seen != nil {
 			seen[r.e.ID] = e
 		}
 	}
-	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = NextAttempt(next), FromUS(created), FromUS(updated)
+	c := cr.claim(lease)
 	c.Endpoint = *e // shares the decoded Events and Headers, which no one changes
-	c.Event = hookd.Event{ID: d.EventID, OrgID: d.OrgID, Type: d.EventType, Data: data, CreatedAt: FromUS(evCreated)}
-	c.Lease = lease
-	return &c, seq, nil
+	return c, cr.seq, nil
 }
 
 // AttemptColumns are the columns ScanAttempt reads.
