@@ -169,3 +169,38 @@ func TestDecideFailureWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestRefusals: an attempt is refused, before any connection, when the
+// endpoint URL is invalid, uses http without the policy allowing it, or sends a
+// shared secret over http.
+func TestRequestRefusals(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		allowHTTP bool
+		url       string
+		scheme    string
+		want      string
+	}{
+		{"invalid URL", true, "http://[::1", "", "the endpoint URL is invalid"},
+		{"http by default", false, "http://example.com/h", "", "refused: the endpoint URL must use https"},
+		{"another scheme", true, "ftp://example.com/h", "", "refused: the endpoint URL must use https"},
+		{"shared secret over http", true, "http://example.com/h", "shared-secret", "refused: the shared-secret scheme sends the secret itself and needs https"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := New(Config{Store: nopStore{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.cfg.Policy.AllowHTTP = tt.allowHTTP
+			c := &hookd.Claim{
+				Event:    hookd.Event{ID: "evt_1", Type: "a.b", Data: []byte(`{}`), CreatedAt: time.Now()},
+				Endpoint: hookd.Endpoint{ID: "ep_1", URL: tt.url, SignatureScheme: tt.scheme, Secret: "whsec_" + strings.Repeat("A", 32)},
+			}
+			if got := e.Send(t.Context(), c); got.Error != tt.want || got.StatusCode != 0 {
+				t.Errorf("attempt = %q (status %d), want %q before any request", got.Error, got.StatusCode, tt.want)
+			}
+		})
+	}
+}

@@ -68,14 +68,14 @@ func (e *Engine) attempt(ctx context.Context, c *hookd.Claim) result {
 	if err != nil {
 		return fail("build body: %v", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.AttemptTimeout)
+	defer cancel()
 	req, err := e.request(ctx, c, body, start)
 	if err != nil {
 		return fail("%v", err)
 	}
 	a.RequestHeaders = maskHeaders(req.Header, ep)
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.AttemptTimeout)
-	defer cancel()
-	resp, err := e.client.Do(req.WithContext(ctx))
+	resp, err := e.client.Do(req)
 	if err != nil {
 		switch {
 		case errors.Is(err, netguard.ErrPrivateAddress):
@@ -114,16 +114,13 @@ func (e *Engine) attempt(ctx context.Context, c *hookd.Claim) result {
 // request builds the signed POST for c.
 func (e *Engine) request(ctx context.Context, c *hookd.Claim, body []byte, now time.Time) (*http.Request, error) {
 	ep := &c.Endpoint
-	u, err := url.Parse(ep.URL)
-	if err != nil {
-		return nil, errors.New("the endpoint URL is invalid")
-	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && e.cfg.Policy.AllowHTTP) {
-		return nil, errors.New("refused: the endpoint URL must use https")
-	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
 	if err != nil {
 		return nil, errors.New("the endpoint URL is invalid")
+	}
+	u := req.URL
+	if u.Scheme != "https" && !(u.Scheme == "http" && e.cfg.Policy.AllowHTTP) {
+		return nil, errors.New("refused: the endpoint URL must use https")
 	}
 	for k, v := range ep.Headers {
 		req.Header.Set(k, v)
