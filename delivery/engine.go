@@ -408,7 +408,13 @@ func (e *Engine) deliver(c *hookd.Claim, leaseEnd time.Time) {
 		e.mu.Unlock()
 		e.Notify()
 	}()
-	sendCtx, cancelSend := context.WithDeadline(e.sendCtx, leaseEnd.Add(-e.leaseMargin()))
+	// One deadline bounds the attempt: its timeout, or the end of its lease
+	// less the margin for recording it, whichever comes first. It is released
+	// only once the outcome is recorded, well after the response body is closed,
+	// so that the transport is never told of a cancellation while it puts the
+	// connection back in its idle pool (it would close the connection instead).
+	sendCtx, cancelSend := context.WithDeadline(e.sendCtx,
+		earliest(leaseEnd.Add(-e.leaseMargin()), time.Now().Add(e.cfg.AttemptTimeout)))
 	defer cancelSend()
 	var res result
 	expired := time.Until(leaseEnd) < e.leaseMargin()+minAttemptTime
@@ -479,7 +485,17 @@ func (e *Engine) decide(c *hookd.Claim, r result) hookd.Outcome {
 // Send makes one attempt for c now, outside the queue, and returns it (used to
 // test an endpoint). c.Lease is not used.
 func (e *Engine) Send(ctx context.Context, c *hookd.Claim) hookd.Attempt {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.AttemptTimeout)
+	defer cancel()
 	return e.attempt(ctx, c).attempt
+}
+
+// earliest returns the earlier of a and b.
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // errorf formats an attempt error.

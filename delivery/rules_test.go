@@ -1,12 +1,15 @@
 package delivery
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/netguard"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -202,5 +205,35 @@ func TestRequestRefusals(t *testing.T) {
 				t.Errorf("attempt = %q (status %d), want %q before any request", got.Error, got.StatusCode, tt.want)
 			}
 		})
+	}
+}
+
+// TestSendTimesOut: a test send (Engine.Send) to an endpoint that never
+// answers ends at the attempt timeout, even if its caller would wait longer.
+func TestSendTimesOut(t *testing.T) {
+	t.Parallel()
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	e, err := New(Config{Store: nopStore{}, Policy: netguard.Policy{AllowHTTP: true, AllowPrivate: true},
+		AttemptTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	a := e.Send(ctx, &hookd.Claim{
+		Event:    hookd.Event{ID: "evt_1", Type: "a.b", Data: []byte(`{}`), CreatedAt: time.Now()},
+		Endpoint: hookd.Endpoint{ID: "ep_1", URL: srv.URL, Secret: "whsec_" + strings.Repeat("A", 32)},
+	})
+	if took := time.Since(start); !strings.HasPrefix(a.Error, "timed out after") || took > 10*time.Second {
+		t.Errorf("Send to a hanging endpoint = %q after %s, want a timeout after about 200ms", a.Error, took)
 	}
 }

@@ -46,8 +46,9 @@ func Body(ev *hookd.Event, payload string) ([]byte, error) {
 // excerpt) so that the connection can be reused.
 const drainLimit = 64 << 10
 
-// attempt sends c once. It never returns an error: failures are described in the
-// attempt's Error.
+// attempt sends c once, within ctx's deadline (the caller sets it: the attempt
+// timeout, or earlier). It never returns an error: failures are described in
+// the attempt's Error.
 func (e *Engine) attempt(ctx context.Context, c *hookd.Claim) result {
 	start := e.cfg.Now()
 	ep := &c.Endpoint
@@ -68,8 +69,6 @@ func (e *Engine) attempt(ctx context.Context, c *hookd.Claim) result {
 	if err != nil {
 		return fail("build body: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.AttemptTimeout)
-	defer cancel()
 	req, err := e.request(ctx, c, body, start)
 	if err != nil {
 		return fail("%v", err)
