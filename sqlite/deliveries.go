@@ -228,7 +228,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 		id     string
 		fifo   bool
 		free   int64
-		leased int64
+		leased []int64 // seqs of its live leases
 		due    int64
 	}
 	var cands []candidate
@@ -247,7 +247,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 			limit = min(limit, int64(p.PerEndpoint))
 		}
 		c.leased = live[c.id]
-		c.free, c.due = limit-c.leased, due.Int64
+		c.free, c.due = limit-int64(len(c.leased)), due.Int64
 		if c.free > 0 && due.Valid && c.due <= now {
 			cands = append(cands, c)
 		}
@@ -264,14 +264,20 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 			break
 		}
 		want := min(c.free, int64(p.Limit-len(out)))
-		// The leased deliveries are among the due ones: read past them.
+		// The leased deliveries are among the due ones: the index scan skips
+		// them, so that only the rows to claim come back. (A FIFO endpoint with
+		// a free slot has none leased.)
+		leased := []byte("[]") // not null: NOT IN (NULL) would skip every row
+		if len(c.leased) > 0 {
+			leased, _ = json.Marshal(c.leased)
+		}
 		q := `SELECT seq FROM deliveries WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, seq LIMIT ?`
+			AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, seq LIMIT ?`
 		if c.fifo {
 			q = `SELECT seq FROM deliveries WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = ? AND status = 'pending')
-				AND next_attempt_at <= ? LIMIT ?`
+				AND next_attempt_at <= ? AND seq NOT IN (SELECT value FROM json_each(?)) LIMIT ?`
 		}
-		rows, err := db.rquery(ctx, q, c.id, now, want+c.leased)
+		rows, err := db.rquery(ctx, q, c.id, now, string(leased), want)
 		if err != nil {
 			return nil, fmt.Errorf("choose due deliveries: %w", err)
 		}

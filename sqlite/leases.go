@@ -30,18 +30,18 @@ func newLeases() *leases {
 	return &leases{seqs: map[int64]*memLease{}, ids: map[string]*memLease{}}
 }
 
-// live returns, per endpoint, how many of its deliveries are leased at now;
-// it forgets leases that have run out.
-func (l *leases) live(now int64) map[string]int64 {
+// live returns, per endpoint, the seqs of its deliveries leased at now; it
+// forgets leases that have run out.
+func (l *leases) live(now int64) map[string][]int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[string]int64{}
+	out := map[string][]int64{}
 	for seq, m := range l.seqs {
 		if m.until <= now {
 			l.dropLocked(seq, m)
 			continue
 		}
-		out[m.endpoint]++
+		out[m.endpoint] = append(out[m.endpoint], seq)
 	}
 	return out
 }
