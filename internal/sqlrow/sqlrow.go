@@ -304,17 +304,10 @@ func ScanDelivery(s Scanner, extra ...any) (*hookd.Delivery, int64, error) {
 // and the event's data and time (deliveries d, events ev).
 const ClaimDeliveryColumns = DeliveryColumns + `, ev.data, ev.created_at`
 
-// ClaimColumns are the columns ScanClaim reads: ClaimDeliveryColumns, then
-// EndpointColumns(seq) (deliveries d, events ev, endpoints e).
+// ClaimColumns are the columns CollectClaimsSeq reads: ClaimDeliveryColumns,
+// then EndpointColumns(seq) (deliveries d, events ev, endpoints e).
 func ClaimColumns(seq string) string {
 	return ClaimDeliveryColumns + `, ` + EndpointColumns(seq)
-}
-
-// ScanClaim reads ClaimColumns into a claim with the given lease and returns the
-// delivery's sequence number. A row whose endpoint cannot be decoded is a
-// *DecodeError, with the sequence number set.
-func ScanClaim(s Scanner, sealer Sealer, lease string) (*hookd.Claim, int64, error) {
-	return scanClaim(s, sealer, lease, nil)
 }
 
 // ScanClaimDelivery reads ClaimDeliveryColumns into a claim with the given
@@ -355,9 +348,11 @@ func (r *claimRow) claim(lease string) *hookd.Claim {
 	return c
 }
 
-// scanClaim is ScanClaim with the endpoints already decoded by the same query
-// in seen (by id; nil for none): rows of one query show each endpoint alike,
-// so its columns are decoded, and its secrets opened, once per claim.
+// scanClaim reads ClaimColumns into a claim with the given lease and returns
+// the delivery's sequence number; a row whose endpoint cannot be decoded is a
+// *DecodeError, with the sequence number set. The endpoints already decoded by
+// the same query are in seen (by id): rows of one query show each endpoint
+// alike, so its columns are decoded, and its secrets opened, once per claim.
 func scanClaim(s Scanner, sealer Sealer, lease string, seen map[string]*hookd.Endpoint) (*hookd.Claim, int64, error) {
 	var (
 		cr claimRow
@@ -372,9 +367,7 @@ func scanClaim(s Scanner, sealer Sealer, lease string, seen map[string]*hookd.En
 		if e, err = r.decode(sealer); err != nil {
 			return nil, cr.seq, err
 		}
-		if seen != nil {
-			seen[r.e.ID] = e
-		}
+		seen[r.e.ID] = e
 	}
 	c := cr.claim(lease)
 	c.Endpoint = *e // shares the decoded Events and Headers, which no one changes
@@ -502,16 +495,10 @@ type ScannerRows interface {
 	Scanner
 }
 
-// CollectClaims reads every row of ClaimColumns from rows into claims with the
-// given lease; rows that cannot be decoded are returned in broken instead. The
+// CollectClaimsSeq reads every row of ClaimColumns from rows into claims with
+// the given lease, with each claim's delivery sequence number (seqs[i] is
+// claims[i]'s); rows that cannot be decoded are returned in broken instead. The
 // caller closes rows.
-func CollectClaims(rows ScannerRows, sealer Sealer, lease string) (claims []*hookd.Claim, broken []BrokenClaim, err error) {
-	claims, _, broken, err = CollectClaimsSeq(rows, sealer, lease)
-	return claims, broken, err
-}
-
-// CollectClaimsSeq is CollectClaims that also returns each claim's delivery
-// sequence number (seqs[i] is claims[i]'s).
 func CollectClaimsSeq(rows ScannerRows, sealer Sealer, lease string) (claims []*hookd.Claim, seqs []int64, broken []BrokenClaim, err error) {
 	seen := map[string]*hookd.Endpoint{}
 	for rows.Next() {
