@@ -39,7 +39,9 @@ type scenarioRun struct {
 	dir  string
 	sets []*hookdSet
 	run  RunResult
-	raw  float64 // raw loopback capacity, requests/s
+	raw  float64 // raw loopback capacity, requests/s, measured before the phases
+	// rawConc is the concurrency raw was measured with.
+	rawConc int
 
 	// created lists the endpoints made on a target, deleted at the end.
 	created []createdEndpoint
@@ -309,22 +311,32 @@ func (sr *scenarioRun) measureRaw(ctx context.Context, endpoints int) error {
 		mif = serveArg(sr.cfg.ServeArgs, "max-in-flight", hookdMaxInFlight)
 	}
 	conc := max(min(endpoints*mif, serveArg(sr.cfg.ServeArgs, "concurrency", hookdConcurrency)), 1)
-	sr.r.logf("%s: measuring the raw loopback capacity for %s (%d concurrent requests)", sr.name, sr.cfg.RawDuration, conc)
-	rate, err := measureRaw(ctx, sr.r.recv.url, sr.r.rawKey, sr.cfg.PayloadBytes, conc, sr.cfg.RawDuration)
+	rate, err := sr.rawRate(ctx, conc)
 	if err != nil {
 		return err
 	}
+	sr.raw, sr.rawConc = rate, conc
+	sr.add("raw_rate", fmt.Sprintf("raw loopback capacity (%d concurrent)", conc), "/s", rate, nil)
+	return nil
+}
+
+// rawRate measures the raw loopback capacity with conc connections, and resets
+// the receiver.
+func (sr *scenarioRun) rawRate(ctx context.Context, conc int) (float64, error) {
+	sr.r.logf("%s: measuring the raw loopback capacity for %s (%d concurrent requests)", sr.name, sr.cfg.RawDuration, conc)
+	rate, err := measureRaw(ctx, sr.r.recv.url, sr.r.rawKey, sr.cfg.PayloadBytes, conc, sr.cfg.RawDuration)
+	if err != nil {
+		return 0, err
+	}
 	st, err := sr.r.receiverStats(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	sr.badSigs += st.BadSignatures
 	if st.FirstBad != "" && sr.firstBadSig == "" {
 		sr.firstBadSig = st.FirstBad
 	}
-	sr.raw = rate
-	sr.add("raw_rate", fmt.Sprintf("raw loopback capacity (%d concurrent)", conc), "/s", rate, nil)
-	return sr.reset(ctx)
+	return rate, sr.reset(ctx)
 }
 
 // reset forgets the receiver's counts.
@@ -519,11 +531,24 @@ func (sr *scenarioRun) e2eFigures(st *receiverStats, targets bool) {
 	sr.add("e2e_max_ms", "publish→receive latency max", "ms", l.Max, nil)
 }
 
-// vsRaw adds the ratio of a delivery rate to the raw loopback capacity.
-func (sr *scenarioRun) vsRaw(rate float64, t *Target) {
-	if sr.raw > 0 {
-		sr.add("delivery_vs_raw", "delivery rate / raw loopback capacity", "x", rate/sr.raw, t)
+// vsRaw measures the raw loopback capacity again, now that the phase is over,
+// and adds the ratio of a delivery rate to the mean of that and the first
+// measurement: the machine's capacity drifts within a run (by a fifth or more
+// between runs of the same hour here), and a measurement on one side of the
+// phase only would move the ratio with it. If the second measurement fails,
+// the ratio uses the first.
+func (sr *scenarioRun) vsRaw(ctx context.Context, rate float64, t *Target) {
+	if sr.raw <= 0 {
+		return
 	}
+	raw := sr.raw
+	if after, err := sr.rawRate(ctx, sr.rawConc); err != nil || after <= 0 {
+		sr.r.logf("%s: measuring the raw loopback capacity again: %v; the ratio uses the first measurement", sr.name, err)
+	} else {
+		sr.add("raw_rate_after", fmt.Sprintf("raw loopback capacity after the phase (%d concurrent)", sr.rawConc), "/s", after, nil)
+		raw = (raw + after) / 2
+	}
+	sr.add("delivery_vs_raw", "delivery rate / raw loopback capacity (mean of both)", "x", rate/raw, t)
 }
 
 // steady publishes single events at a fixed rate to one endpoint.
@@ -555,7 +580,7 @@ func (sr *scenarioRun) steady(ctx context.Context) error {
 	if res.st != nil {
 		sr.e2eFigures(res.st, sr.cfg.Rate == 1000)
 		sr.add("delivery_rate", "delivery rate", "/s", res.tot.rate(), nil)
-		sr.vsRaw(res.tot.rate(), nil)
+		sr.vsRaw(ctx, res.tot.rate(), nil)
 	}
 	return err
 }
@@ -610,7 +635,7 @@ func (sr *scenarioRun) burst(ctx context.Context) error {
 		when(sr.cfg.Batch == 1000, atLeast(100000, "")))
 	if res.st != nil {
 		sr.add("delivery_rate", "delivery rate (after batch publishes)", "/s", res.tot.rate(), sr.deliveryTarget())
-		sr.vsRaw(res.tot.rate(), atLeast(0.4, ""))
+		sr.vsRaw(ctx, res.tot.rate(), atLeast(0.4, ""))
 		sr.add("e2e_p50_ms", "publish→receive latency p50 (batches)", "ms", res.st.Latency.P50, nil)
 		sr.add("e2e_p99_ms", "publish→receive latency p99 (batches)", "ms", res.st.Latency.P99, nil)
 	}
@@ -647,7 +672,7 @@ func (sr *scenarioRun) fanout(ctx context.Context) error {
 	sr.add("publish_rate", fmt.Sprintf("publish rate (batches of %d, %d deliveries each event)", batch, e), "/s", res.pubRate(), nil)
 	if res.st != nil {
 		sr.add("delivery_rate", fmt.Sprintf("delivery rate (1 event → %d endpoints)", e), "/s", res.tot.rate(), sr.deliveryTarget())
-		sr.vsRaw(res.tot.rate(), nil)
+		sr.vsRaw(ctx, res.tot.rate(), nil)
 		sr.add("e2e_p50_ms", "publish→receive latency p50", "ms", res.st.Latency.P50, nil)
 		sr.add("e2e_p99_ms", "publish→receive latency p99", "ms", res.st.Latency.P99, nil)
 	}
@@ -678,7 +703,7 @@ func (sr *scenarioRun) badReceiver(ctx context.Context) error {
 	}
 	rateAlone := alone.tot.rate()
 	sr.add("healthy_rate_alone", fmt.Sprintf("healthy endpoints' delivery rate (%d endpoints alone)", badHealthy), "/s", rateAlone, nil)
-	sr.vsRaw(rateAlone, nil)
+	sr.vsRaw(ctx, rateAlone, nil)
 	if err := sr.reset(ctx); err != nil {
 		return err
 	}
@@ -720,7 +745,7 @@ func (sr *scenarioRun) backlog(ctx context.Context) error {
 	if base.drainRate > 0 && full.drainRate > 0 {
 		sr.add("drain_ratio", "drain rate: backlog / baseline", "x", full.drainRate/base.drainRate, atLeast(0.8, ""))
 	}
-	sr.vsRaw(full.drainRate, nil)
+	sr.vsRaw(ctx, full.drainRate, nil)
 	sr.add("fill_rate", "deliveries stored per second while filling (batch route)", "/s", full.fillRate, nil)
 	sr.add("publish_p99_empty_ms", "publish latency p99 at 1,000/s, empty store", "ms", full.p99Empty, nil)
 	sr.add("publish_p99_backlog_ms", fmt.Sprintf("publish latency p99 at 1,000/s, %s pending", thousands(full.pendingAtProbe)), "ms", full.p99Full, nil)

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,10 +142,15 @@ func TestBench(t *testing.T) {
 
 	burst := figures(t, sum, "burst")
 	checkDeliveries(t, "burst", burst, 2*200*4)
-	for _, name := range []string{"publish_rate", "batch_publish_rate", "delivery_rate", "single_delivery_rate"} {
+	for _, name := range []string{"publish_rate", "batch_publish_rate", "delivery_rate", "single_delivery_rate", "raw_rate", "raw_rate_after"} {
 		if burst[name] <= 0 {
 			t.Errorf("burst: %s = %v, want > 0", name, burst[name])
 		}
+	}
+	// The ratio to raw capacity uses the mean of the measurements before and
+	// after the phase.
+	if want := burst["delivery_rate"] / ((burst["raw_rate"] + burst["raw_rate_after"]) / 2); math.Abs(burst["delivery_vs_raw"]-want) > 1e-9*want {
+		t.Errorf("burst: delivery_vs_raw = %v, want %v (delivery rate / mean of raw before and after)", burst["delivery_vs_raw"], want)
 	}
 
 	fanout := figures(t, sum, "fanout")
