@@ -304,9 +304,9 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 
 // loadClaims reads leased deliveries with their events, keeping those still
 // pending and due, and gives each its endpoint if that is enabled (ending the
-// other leases). Each endpoint (one of endpoints) is read and decoded once per
-// claim, not once per delivery. A delivery whose endpoint secret cannot be
-// opened is returned in broken instead.
+// other leases). The endpoints, those of the chosen deliveries, are read and
+// decoded once per claim, not once per delivery. A delivery whose endpoint
+// secret cannot be opened is returned in broken instead.
 func (db *DB) loadClaims(ctx context.Context, seqs []int64, endpoints []string, lease string, now int64) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
 	eps, unusable, err := db.claimEndpoints(ctx, endpoints)
 	if err != nil {
