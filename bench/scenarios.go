@@ -542,7 +542,11 @@ func (sr *scenarioRun) vsRaw(ctx context.Context, rate float64, t *Target) {
 		return
 	}
 	raw := sr.raw
-	if after, err := sr.rawRate(ctx, sr.rawConc); err != nil || after <= 0 {
+	after, err := sr.rawRate(ctx, sr.rawConc)
+	if err == nil && after <= 0 {
+		err = errors.New("no request completed")
+	}
+	if err != nil {
 		sr.r.logf("%s: measuring the raw loopback capacity again: %v; the ratio uses the first measurement", sr.name, err)
 	} else {
 		sr.add("raw_rate_after", fmt.Sprintf("raw loopback capacity after the phase (%d concurrent)", sr.rawConc), "/s", after, nil)

@@ -46,14 +46,6 @@ func (l *leases) live(now int64) map[string][]int64 {
 	return out
 }
 
-// leased reports whether delivery seq is leased at now.
-func (l *leases) leased(seq, now int64) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	m := l.seqs[seq]
-	return m != nil && m.until > now
-}
-
 // has reports whether delivery seq holds a lease, live or run out (as the
 // lease column it replaces did).
 func (l *leases) has(seq int64) bool {
