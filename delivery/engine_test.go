@@ -271,7 +271,11 @@ func BenchmarkPublish(b *testing.B) {
 
 // TestEngineReusesConnections: endpoints on one host with more attempts in
 // flight than the transport's default idle pool keeps do not open a connection
-// per attempt: new connections stay within the attempts in flight at once.
+// per attempt: new connections stay within the attempts in flight at once, give
+// or take an eighth. (net/http puts a connection back in its pool in a goroutine
+// of its own after the body is closed; on a loaded machine a new attempt now and
+// then starts before that and dials. Without the pool sized to the attempts in
+// flight, these 800 deliveries opened ~290 connections.)
 func TestEngineReusesConnections(t *testing.T) {
 	t.Parallel()
 	db, org := setup(t)
@@ -286,7 +290,8 @@ func TestEngineReusesConnections(t *testing.T) {
 	r.mu.Lock()
 	n := len(r.peers) // one client port per connection
 	r.mu.Unlock()
-	if n > endpoints*perEndpoint {
-		t.Errorf("%d deliveries opened %d connections, want at most %d (the attempts in flight at once)", endpoints*events, n, endpoints*perEndpoint)
+	if limit := endpoints * perEndpoint * 9 / 8; n > limit {
+		t.Errorf("%d deliveries opened %d connections, want at most %d (the %d attempts in flight at once, and an eighth)",
+			endpoints*events, n, limit, endpoints*perEndpoint)
 	}
 }
