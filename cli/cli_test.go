@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -75,7 +76,7 @@ func TestServeHelp(t *testing.T) {
 	}
 	for _, flag := range []string{"addr", "data-dir", "master-key", "admin-key", "dev", "allow-http", "allow-private-targets",
 		"max-body-size", "attempt-timeout", "retry-max-attempts", "retry-initial-interval", "retry-max-interval",
-		"concurrency", "max-in-flight", "shutdown-timeout", "log-format", "log-level", "trusted-proxies"} {
+		"concurrency", "max-in-flight", "shutdown-timeout", "log-format", "log-level", "trusted-proxies", "gc-heap-floor"} {
 		env := "$HOOKD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 		if !strings.Contains(out, "--"+flag) || !strings.Contains(out, env) {
 			t.Errorf("serve --help does not show --%s with %s", flag, env)
@@ -109,6 +110,7 @@ func TestBadCommandLine(t *testing.T) {
 		{"role_worker_without_database", []string{"serve", "--role", "worker"}, "--database-url"},
 		{"lease_not_over_attempt_timeout", []string{"serve", "--attempt-timeout", "10s", "--lease", "10s"}, "--lease"},
 		{"lease_negative", []string{"serve", "--lease", "-1s"}, "--lease"},
+		{"gc_heap_floor_negative", []string{"serve", "--gc-heap-floor", "-1"}, "--gc-heap-floor"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -182,6 +184,12 @@ func TestServe(t *testing.T) {
 			t.Fatalf("not listening after 10s\nstdout: %s\nstderr: %s", out.String(), errOut.String())
 		}
 	}
+	// serve keeps the GC's heap goal at --gc-heap-floor (64 MiB by default)
+	// while the live heap is small, unless GOGC or GOMEMLIMIT is set.
+	tuned := os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == ""
+	if p := gcPercent(); tuned && p <= 100 {
+		t.Errorf("GOGC while serving = %d, want above 100 (a heap floor of 64 MiB)", p)
+	}
 	keyFile := filepath.Join(dataDir, "admin.key")
 	if !strings.Contains(out.String(), keyFile) {
 		t.Errorf("stdout does not name %s:\n%s", keyFile, out.String())
@@ -205,6 +213,16 @@ func TestServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return within 10s of cancel")
 	}
+	if p := gcPercent(); tuned && p != 100 {
+		t.Errorf("GOGC after serve returned = %d, want 100 again", p)
+	}
+}
+
+// gcPercent returns the process's GOGC without changing it.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
 }
 
 // TestMigrate: migrate applies the schema to PostgreSQL, again as a no-op, and

@@ -14,6 +14,7 @@ import (
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/app"
 	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/internal/heapfloor"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secret"
 )
@@ -49,6 +50,7 @@ type serveCmd struct {
 	Concurrency         int           `default:"256" env:"HOOKD_CONCURRENCY" help:"Delivery attempts in flight at once, across all endpoints."`
 	MaxInFlight         int           `default:"32" env:"HOOKD_MAX_IN_FLIGHT" help:"Default attempts in flight per endpoint."`
 	ShutdownTimeout     time.Duration `default:"30s" env:"HOOKD_SHUTDOWN_TIMEOUT" help:"How long SIGTERM waits for requests and attempts in flight."`
+	GCHeapFloor         int           `name:"gc-heap-floor" default:"64" env:"HOOKD_GC_HEAP_FLOOR" help:"Heap, in MiB, that Go's garbage collector lets grow before it runs, while the live heap is under half of it (beyond, Go's default: twice the live heap). hookd's live heap is a few MiB, and Go's default goal of twice that made it collect dozens of times a second under load. 0: Go's default. GOGC or GOMEMLIMIT in the environment take precedence."`
 	PprofAddr           string        `name:"pprof-addr" env:"HOOKD_PPROF_ADDR" help:"Serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060. Unauthenticated: use a loopback address. Default off."`
 	LogFormat           string        `default:"text" enum:"text,json" env:"HOOKD_LOG_FORMAT" help:"Log format: text or json."`
 	LogLevel            string        `default:"info" enum:"debug,info,warn,error" env:"HOOKD_LOG_LEVEL" help:"Log level."`
@@ -169,6 +171,8 @@ func (c *serveCmd) checkLimits() error {
 		return fmt.Errorf("--read-header-timeout (%s) must not exceed --read-timeout (%s), which covers the headers too", c.ReadHeaderTimeout, c.ReadTimeout)
 	case c.WriteTimeout < 0 || (c.WriteTimeout > 0 && c.WriteTimeout <= c.AttemptTimeout):
 		return fmt.Errorf("--write-timeout must be longer than --attempt-timeout (%s): POST /api/webhooks/{id}/test waits for one attempt before it answers", c.AttemptTimeout)
+	case c.GCHeapFloor < 0 || c.GCHeapFloor > 1<<20:
+		return fmt.Errorf("--gc-heap-floor must be 0 (Go's default) to 1048576 MiB")
 	case c.APIRateLimit < 0 || c.APIRateBurst < 0 || c.PublishRateLimit < 0 || c.PublishRateBurst < 0 || c.AuditFailureRate < 0:
 		return fmt.Errorf("rate limits and bursts must not be negative (a rate of 0 is unlimited)")
 	}
@@ -181,6 +185,7 @@ func (c *serveCmd) Run(rc runContext) error {
 	if err != nil {
 		return err
 	}
+	defer heapfloor.Keep(int64(c.GCHeapFloor) << 20)()
 	a, err := app.New(cfg)
 	if err != nil {
 		return err
