@@ -130,10 +130,44 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 	return out, nil
 }
 
-// DeleteEndpoint implements hookd.Store.
+// DeleteEndpoint implements hookd.Store. The endpoint's deliveries (and their
+// attempts) are deleted first, Config.DeleteChunk at a time, each chunk a write
+// of its own; then the endpoint, with whatever deliveries it got meanwhile. In
+// one transaction, an endpoint with 100,000 deliveries held the writer for ~2 s
+// (every other write waited) and the old version of every page it changed in
+// memory (+90 MiB). Until the endpoint goes, it keeps working, and its oldest
+// deliveries are gone from the log: the deletion is under way, not yet
+// acknowledged. Chunks commit without fsync (see writeOp.relaxed): one lost in
+// a power failure leaves its deliveries in place, and the call, which has not
+// answered, is retried.
 func (db *DB) DeleteEndpoint(ctx context.Context, orgID, id string) error {
+	where, args := orgClause("org_id", orgID, []any{id})
+	for {
+		var n int64
+		err := db.writeRelaxed(ctx, func(tx wtx) error {
+			var one int
+			if err := tx.QueryRow(`SELECT 1 FROM endpoints WHERE id = ?`+where, args...).Scan(&one); err != nil {
+				return notFoundIf(err, "endpoint", id)
+			}
+			res, err := tx.Exec(`DELETE FROM deliveries WHERE seq IN
+				(SELECT seq FROM deliveries WHERE endpoint_id = ? ORDER BY seq LIMIT ?)`, id, db.cfg.DeleteChunk)
+			if err != nil {
+				return fmt.Errorf("delete deliveries: %w", err)
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete endpoint: %w", err)
+		}
+		if n < int64(db.cfg.DeleteChunk) {
+			break
+		}
+		if db.deleted != nil {
+			db.deleted()
+		}
+	}
 	err := db.write(ctx, func(tx wtx) error {
-		where, args := orgClause("org_id", orgID, []any{id})
 		var org string
 		err := tx.QueryRow(`DELETE FROM endpoints WHERE id = ?`+where+` RETURNING org_id`, args...).Scan(&org)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -44,6 +44,9 @@ type Config struct {
 	MaxBatch int
 	// Readers is the size of the read connection pool. Default 8.
 	Readers int
+	// DeleteChunk is how many of an endpoint's deliveries (with their
+	// attempts) DeleteEndpoint deletes per write. Default 1,000.
+	DeleteChunk int
 }
 
 // DB is a hookd.Store on SQLite. It assumes it is the only process using the file
@@ -80,6 +83,10 @@ type DB struct {
 	// syncFull is whether the writer connection runs with synchronous=FULL
 	// (else NORMAL); used only by the writer goroutine.
 	syncFull bool
+
+	// deleted, if set, is called by DeleteEndpoint after each chunk of
+	// deliveries it deleted, while more may remain (tests).
+	deleted func()
 
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -191,6 +198,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	if cfg.Readers <= 0 {
 		cfg.Readers = 8
+	}
+	if cfg.DeleteChunk <= 0 {
+		cfg.DeleteChunk = 1000
 	}
 	// SQLite gives its -wal and -shm files the database file's mode: create it
 	// private, since it holds event payloads.
