@@ -11,6 +11,11 @@
 //     call from 64 goroutines (the engine's shape: the store's group commit
 //     gathers them), and 64 outcomes per call from one goroutine; one op is one
 //     call. The leases are claimed, untimed, before the timer starts.
+//   - BenchmarkDeleteEndpoint: deleting an endpoint with 100,000 deliveries
+//     (a quarter of them attempted) while another goroutine publishes one
+//     event at a time to the same organization (so to that endpoint too, until
+//     it is gone); besides the time per deletion it reports the longest of
+//     those publishes (publish-max-ms).
 //   - BenchmarkPublish: one event with one subscriber per call, from 32
 //     goroutines. (delivery's BenchmarkPublish measures the same through the
 //     engine's store choice; this one is the store's own, in events/s.)
@@ -93,6 +98,60 @@ func BenchmarkCompleteDeliveries(b *testing.B) {
 	f := newBenchFixture(b, db, 10)
 	b.Run("goroutines=64/outcomes=1", func(b *testing.B) { benchComplete(b, f, 1, 64) })
 	b.Run("goroutines=1/outcomes=64", func(b *testing.B) { benchComplete(b, f, 64, 1) })
+}
+
+func BenchmarkDeleteEndpoint(b *testing.B) {
+	ctx := context.Background()
+	var worst time.Duration
+	for range b.N {
+		b.StopTimer()
+		db, _ := benchStore(b)
+		f := newBenchFixture(b, db, 2)
+		f.publish(b, 200_000)
+		cs := f.leased(b, 50_000)
+		outcomes := make([]hookd.Outcome, len(cs))
+		for i, c := range cs {
+			outcomes[i] = benchSucceeded(c, time.Now())
+		}
+		for len(outcomes) > 0 {
+			k := min(len(outcomes), 1000)
+			if err := db.CompleteDeliveries(ctx, outcomes[:k]); err != nil {
+				b.Fatalf("CompleteDeliveries: %v", err)
+			}
+			outcomes = outcomes[k:]
+		}
+		eps, _, err := db.ListEndpoints(ctx, hookd.EndpointFilter{OrgID: f.org})
+		if err != nil || len(eps) != 2 {
+			b.Fatalf("ListEndpoints = %d, %v", len(eps), err)
+		}
+		stop, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				start := time.Now()
+				if _, err := db.Publish(ctx, f.events(1)); err != nil {
+					done <- err
+					return
+				}
+				worst = max(worst, time.Since(start))
+			}
+		}()
+		b.StartTimer()
+		if err := db.DeleteEndpoint(ctx, f.org, eps[0].ID); err != nil {
+			b.Fatalf("DeleteEndpoint: %v", err)
+		}
+		b.StopTimer()
+		close(stop)
+		if err := <-done; err != nil {
+			b.Fatalf("Publish: %v", err)
+		}
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "publish-max-ms")
 }
 
 func BenchmarkPublish(b *testing.B) {

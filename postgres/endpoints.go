@@ -127,10 +127,46 @@ func (db *DB) UpdateEndpoint(ctx context.Context, orgID, id string, fn func(*hoo
 	return out, nil
 }
 
-// DeleteEndpoint implements hookd.Store.
+// DeleteEndpoint implements hookd.Store. The endpoint's deliveries (and their
+// attempts) are deleted first, Config.DeleteChunk at a time, each chunk a
+// transaction of its own; then the endpoint, with whatever deliveries it got
+// meanwhile. In one statement, deleting an endpoint with 100,000 deliveries
+// held its row locked for ~0.7 s, and every publish fanning out to it (every
+// publish of its organization, for an endpoint subscribed to everything)
+// waited as long. Until the endpoint goes, it keeps working, and its oldest
+// deliveries are gone from the log: the deletion is under way, not yet
+// acknowledged.
 func (db *DB) DeleteEndpoint(ctx context.Context, orgID, id string) error {
 	a := args{id}
 	where := orgClause("org_id", orgID, &a)
+	// Each chunk starts past the last: the index entries of the rows deleted
+	// stay until vacuum, and a scan from the start would wade through them.
+	var after int64
+	for {
+		var n int64
+		err := db.tx(ctx, func(tx pgx.Tx) error {
+			var one int
+			if err := tx.QueryRow(ctx, `SELECT 1 FROM endpoints WHERE id = $1`+where, a...).Scan(&one); err != nil {
+				return notFoundIf(err, "endpoint", id)
+			}
+			err := tx.QueryRow(ctx, `WITH gone AS (DELETE FROM deliveries WHERE seq = ANY(ARRAY(
+					SELECT seq FROM deliveries WHERE endpoint_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)) RETURNING seq)
+				SELECT count(*), coalesce(max(seq), $2) FROM gone`, id, after, db.cfg.DeleteChunk).Scan(&n, &after)
+			if err != nil {
+				return fmt.Errorf("delete deliveries: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("delete endpoint: %w", err)
+		}
+		if n < int64(db.cfg.DeleteChunk) {
+			break
+		}
+		if db.deleted != nil {
+			db.deleted()
+		}
+	}
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		var org string
 		err := tx.QueryRow(ctx, `DELETE FROM endpoints WHERE id = $1`+where+` RETURNING org_id`, a...).Scan(&org)

@@ -49,6 +49,9 @@ type Config struct {
 	URL string
 	// Sealer seals endpoint and partner secrets. Required, except for Migrate.
 	Sealer Sealer
+	// DeleteChunk is how many of an endpoint's deliveries (with their
+	// attempts) DeleteEndpoint deletes per transaction. Default 1,000.
+	DeleteChunk int
 }
 
 // DB is a hookd.Store on PostgreSQL. Safe for concurrent use, also by many
@@ -66,6 +69,9 @@ type DB struct {
 	done                    sync.WaitGroup
 	// closeOnce makes Close safe to call more than once.
 	closeOnce sync.Once
+	// deleted, if set, is called by DeleteEndpoint after each chunk of
+	// deliveries it deleted, while more may remain (tests).
+	deleted func()
 }
 
 // Open connects to cfg.URL, applies every pending migration and checks that
@@ -73,6 +79,9 @@ type DB struct {
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.Sealer == nil {
 		return nil, errors.New("postgres: Config.Sealer is required")
+	}
+	if cfg.DeleteChunk <= 0 {
+		cfg.DeleteChunk = 1000
 	}
 	pool, err := connect(ctx, cfg.URL)
 	if err != nil {
