@@ -276,10 +276,16 @@ var endpointTests = []test{
 	{"DeleteNotFound", func(t *testing.T, s hookd.Store) {
 		o, other := mustOrg(t, s), mustOrg(t, s)
 		e := mustEndpoint(t, s, o.ID, nil)
+		_, ds := mustPublishOne(t, s, o.ID, "invoice.paid", base)
 		wantCode(t, s.DeleteEndpoint(t.Context(), other.ID, e.ID), hookd.ENOTFOUND, "DeleteEndpoint with another organization")
 		wantCode(t, s.DeleteEndpoint(t.Context(), "", "ep_unknown"), hookd.ENOTFOUND, "DeleteEndpoint(unknown)")
 		if _, err := s.Endpoint(t.Context(), o.ID, e.ID); err != nil {
 			t.Errorf("Endpoint after DeleteEndpoint by another organization: %v", err)
+		}
+		// Nothing of its log either (the stores delete an endpoint's
+		// deliveries before the endpoint).
+		if _, _, err := s.Delivery(t.Context(), o.ID, ds[e.ID].ID); err != nil {
+			t.Errorf("Delivery after DeleteEndpoint by another organization: %v", err)
 		}
 		if err := s.DeleteEndpoint(t.Context(), "", e.ID); err != nil {
 			t.Errorf("DeleteEndpoint as admin: %v", err)
