@@ -92,17 +92,23 @@ func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
 	if err != nil {
 		return hookd.PublishResult{}, err
 	}
-	old, n, err := p.existing(ev)
-	if err != nil {
-		return hookd.PublishResult{}, err
-	}
-	if old != nil {
-		return hookd.PublishResult{Event: old, Deliveries: n, Duplicate: true}, nil
-	}
+	// The insert finds a duplicate (same id, or same idempotency key) in the
+	// unique indexes it updates anyway; only then is the original read.
 	seq, err := p.insertEvent(ev)
 	if err != nil {
 		return hookd.PublishResult{}, err
 	}
+	if seq == 0 {
+		old, n, err := p.existing(ev)
+		if err == nil && old == nil {
+			err = fmt.Errorf("event %q conflicts with a stored event that cannot be found", ev.ID)
+		}
+		if err != nil {
+			return hookd.PublishResult{}, err
+		}
+		return hookd.PublishResult{Event: old, Deliveries: n, Duplicate: true}, nil
+	}
+	var n int
 	for _, s := range subs {
 		ep := hookd.Endpoint{Events: s.events}
 		if !ep.Subscribes(ev.Type) {
@@ -126,15 +132,21 @@ func (p *publisher) publish(ev *hookd.Event) (hookd.PublishResult, error) {
 	return hookd.PublishResult{Event: ev, Deliveries: n}, nil
 }
 
+// insertEvent stores ev and returns its seq, or 0 if its organization has an
+// event with its id or idempotency key already.
 func (p *publisher) insertEvent(ev *hookd.Event) (int64, error) {
 	var idem any
 	if ev.IdempotencyKey != "" {
 		idem = ev.IdempotencyKey
 	}
-	res, err := p.tx.Exec(`INSERT INTO events (org_id, id, type, data, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	res, err := p.tx.Exec(`INSERT INTO events (org_id, id, type, data, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`,
 		ev.OrgID, ev.ID, ev.Type, []byte(ev.Data), idem, us(ev.CreatedAt))
 	if err != nil {
 		return 0, fmt.Errorf("insert event: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, err // a duplicate
 	}
 	return res.LastInsertId()
 }
