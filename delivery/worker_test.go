@@ -1,0 +1,77 @@
+package delivery_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/netguard"
+)
+
+// TestEngineKeepsWorkers: attempts run on worker goroutines that are kept
+// between attempts (no more of them than attempts in flight at once, not one
+// per attempt), that exit once idle, and that Stop ends.
+func TestEngineKeepsWorkers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		idle time.Duration
+	}{
+		{"exit when idle", 50 * time.Millisecond},
+		{"end at Stop", time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, org := setup(t)
+			const concurrency, events = 16, 300
+			r := newReceiver(t, 2*time.Millisecond, events)
+			addEndpoint(t, db, org, r.URL, func(e *hookd.Endpoint) { e.MaxInFlight = concurrency })
+			publish(t, db, org, events)
+			e, err := delivery.New(delivery.Config{Store: db, Policy: netguard.Policy{AllowHTTP: true, AllowPrivate: true}, Concurrency: concurrency,
+				PollInterval: 10 * time.Millisecond, AttemptTimeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			delivery.SetWorkerIdle(e, tc.idle)
+			if err := e.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.Stop(context.Background()) })
+			r.wait(t, time.Minute)
+			live, started := delivery.Workers(e)
+			if started > concurrency {
+				t.Errorf("%d attempts started %d workers, want at most %d (the attempts in flight at once)", events, started, concurrency)
+			}
+			if started == 0 || live > started {
+				t.Errorf("workers: %d live, %d started", live, started)
+			}
+			if tc.idle < time.Second {
+				deadline := time.Now().Add(10 * time.Second)
+				for live > 0 && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+					live, _ = delivery.Workers(e)
+				}
+				if live != 0 {
+					t.Errorf("%d workers still running after %v idle, want none", live, tc.idle)
+				}
+				return
+			}
+			if live == 0 {
+				t.Errorf("no worker kept after the attempts, want them waiting for the next (idle %v)", tc.idle)
+			}
+			if err := e.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for live > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+				live, _ = delivery.Workers(e)
+			}
+			if live != 0 {
+				t.Errorf("%d workers still running after Stop, want none", live)
+			}
+		})
+	}
+}
