@@ -38,8 +38,58 @@ func Body(ev *hookd.Event, payload string) ([]byte, error) {
 	if payload == hookd.PayloadRaw {
 		return ev.Data, nil
 	}
-	return json.Marshal(envelope{ID: ev.ID, Type: ev.Type, Timestamp: ev.CreatedAt.UTC().Format(time.RFC3339),
-		Organization: ev.OrgID, Data: ev.Data})
+	ts := ev.CreatedAt.UTC().Format(time.RFC3339)
+	if !verbatim(ev.Data) || !plain(ev.ID) || !plain(ev.Type) || !plain(ev.OrgID) || !plain(ts) {
+		return json.Marshal(envelope{ID: ev.ID, Type: ev.Type, Timestamp: ts, Organization: ev.OrgID, Data: ev.Data})
+	}
+	// What json.Marshal would write, without scanning the data again: it is
+	// valid JSON (checked when the event was published), and json.Marshal would
+	// copy it unchanged.
+	b := make([]byte, 0, len(ev.Data)+len(ev.ID)+len(ev.Type)+len(ev.OrgID)+len(ts)+64)
+	b = append(b, `{"id":"`...)
+	b = append(b, ev.ID...)
+	b = append(b, `","type":"`...)
+	b = append(b, ev.Type...)
+	b = append(b, `","timestamp":"`...)
+	b = append(b, ts...)
+	b = append(b, `","organization":"`...)
+	b = append(b, ev.OrgID...)
+	b = append(b, `","data":`...)
+	b = append(b, ev.Data...)
+	return append(b, '}'), nil
+}
+
+// verbatim reports whether json.Marshal copies valid JSON data unchanged as a
+// json.RawMessage: no whitespace between tokens to compact away, and none of
+// the characters it escapes even there (<, > and &, and U+2028 and U+2029,
+// whose UTF-8 encodings start with 0xE2, as do a few other characters).
+func verbatim(data []byte) bool {
+	in := false // inside a string
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '<' || c == '>' || c == '&' || c == 0xe2:
+			return false
+		case in && c == '\\':
+			i++ // the escaped character, ASCII in valid JSON
+		case c == '"':
+			in = !in
+		case !in && c <= ' ':
+			return false
+		}
+	}
+	return len(data) > 0
+}
+
+// plain reports whether json.Marshal writes s as itself between quotes:
+// printable ASCII, none of it escaped.
+func plain(s string) bool {
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c < ' ' || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // drainLimit is how much of a response body is read (and discarded past the
