@@ -75,3 +75,35 @@ func TestEngineKeepsWorkers(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineClaimEarly: once ClaimEarly attempts have ended, the next claim
+// goes without waiting for ClaimGap; with fewer ended, it waits.
+func TestEngineClaimEarly(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name           string
+		events, early  int
+		gap            time.Duration
+		atLeast, below time.Duration
+	}{
+		// 4 in flight at most: 10 claims, each as soon as the last 4 end
+		// (9 gaps of a second without).
+		{name: "early", events: 40, early: 4, gap: time.Second, below: 4 * time.Second},
+		// 3 claims of 4, never 100 ended: two gaps at least.
+		{name: "gap", events: 12, early: 100, gap: 300 * time.Millisecond, atLeast: 600 * time.Millisecond, below: time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, org := setup(t)
+			r := newReceiver(t, 0, tc.events)
+			addEndpoint(t, db, org, r.URL, func(e *hookd.Endpoint) { e.MaxInFlight = 4 })
+			publish(t, db, org, tc.events)
+			start := time.Now()
+			startEngine(t, db, func(c *delivery.Config) { c.ClaimGap, c.ClaimEarly = tc.gap, tc.early })
+			r.wait(t, time.Minute)
+			if took := time.Since(start); took < tc.atLeast || took >= tc.below {
+				t.Errorf("%d deliveries took %v, want at least %v and less than %v", tc.events, took, tc.atLeast, tc.below)
+			}
+		})
+	}
+}
