@@ -401,11 +401,7 @@ func (db *DB) setAside(ctx context.Context, broken []sqlrow.BrokenClaim, lease s
 
 // insertAttempt records attempt a of the delivery with the given seq and
 // organization.
-func insertAttempt(tx wtx, a *hookd.Attempt, seq int64, orgID string) error {
-	headers, err := sqlrow.AttemptHeaders(a)
-	if err != nil {
-		return err
-	}
+func insertAttempt(tx wtx, a *hookd.Attempt, headers string, seq int64, orgID string) error {
 	if _, err := tx.Exec(`INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
 		response_body, duration_us, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, seq, orgID, a.Number, a.URL, headers, a.StatusCode, a.ResponseBody, a.Duration.Microseconds(), a.Error,
@@ -417,6 +413,15 @@ func insertAttempt(tx wtx, a *hookd.Attempt, seq int64, orgID string) error {
 
 // CompleteDeliveries implements hookd.Store.
 func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) error {
+	// The request headers are encoded here, not in the single writer.
+	headers := make([]string, len(outcomes))
+	for i := range outcomes {
+		h, err := sqlrow.AttemptHeaders(&outcomes[i].Attempt)
+		if err != nil {
+			return fmt.Errorf("complete deliveries: %w", err)
+		}
+		headers[i] = h
+	}
 	err := db.writeRelaxed(ctx, func(tx wtx) error {
 		p := newPublisher(tx)
 		for i := range outcomes {
@@ -450,12 +455,12 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 				if err != nil {
 					return fmt.Errorf("find delivery: %w", err)
 				}
-				if err := insertAttempt(tx, &o.Attempt, seq, orgID); err != nil {
+				if err := insertAttempt(tx, &o.Attempt, headers[i], seq, orgID); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := insertAttempt(tx, &o.Attempt, seq, orgID); err != nil {
+			if err := insertAttempt(tx, &o.Attempt, headers[i], seq, orgID); err != nil {
 				return err
 			}
 			h, err := db.endpointHealth(tx, endpointID)

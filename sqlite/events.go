@@ -264,7 +264,11 @@ func (db *DB) ListEvents(ctx context.Context, f hookd.EventFilter) ([]*hookd.Eve
 
 // RecordTest implements hookd.Store.
 func (db *DB) RecordTest(ctx context.Context, ev *hookd.Event, d *hookd.Delivery, a *hookd.Attempt) error {
-	err := db.write(ctx, func(tx wtx) error {
+	headers, err := sqlrow.AttemptHeaders(a)
+	if err != nil {
+		return fmt.Errorf("record test delivery: %w", err)
+	}
+	err = db.write(ctx, func(tx wtx) error {
 		p := newPublisher(tx)
 		var one int
 		if err := tx.QueryRow(`SELECT 1 FROM endpoints WHERE id = ? AND org_id = ?`, d.EndpointID, d.OrgID).Scan(&one); err != nil {
@@ -282,7 +286,7 @@ func (db *DB) RecordTest(ctx context.Context, ev *hookd.Event, d *hookd.Delivery
 			updated_at = ? WHERE id = ? RETURNING seq`, a.StatusCode, a.Error, us(a.CreatedAt), d.ID).Scan(&dseq); err != nil {
 			return err
 		}
-		return insertAttempt(tx, a, dseq, d.OrgID)
+		return insertAttempt(tx, a, headers, dseq, d.OrgID)
 	})
 	if err != nil {
 		return fmt.Errorf("record test delivery: %w", err)
