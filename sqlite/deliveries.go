@@ -172,6 +172,69 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 	return claims, nil
 }
 
+// dueEndpoint is an enabled endpoint with pending deliveries, as claims see it.
+type dueEndpoint struct {
+	id          string
+	fifo        bool
+	maxInFlight int64         // its own cap; 0 for the engine's default
+	due         sql.NullInt64 // its earliest next_attempt_at
+}
+
+// dueTTL bounds how long claims reuse a summary of the endpoints with pending
+// deliveries (see dueEndpoints).
+const dueTTL = 5 * time.Millisecond
+
+// dueEndpoints returns the enabled endpoints with pending deliveries (a loose
+// scan of the pending index, so its cost grows with those endpoints, not with
+// their backlogs), with their earliest due time. Claims reuse the last summary
+// for up to dueTTL unless a batch that may have added due work committed since
+// (db.gen: a publish, a retry, an endpoint changed, an outcome's emitted
+// events or FIFO successor). Meanwhile the summary can only be behind on work
+// that went away (attempted, postponed, its endpoint disabled or deleted),
+// which each endpoint's own query for due deliveries, and the claim's loading
+// of them, see.
+func (db *DB) dueEndpoints(ctx context.Context) ([]dueEndpoint, error) {
+	gen := db.gen.Load() // before the query: a commit after it makes the summary stale
+	db.due.mu.Lock()
+	if db.due.gen == gen && time.Since(db.due.at) < db.due.ttl && db.due.eps != nil {
+		eps := db.due.eps
+		db.due.mu.Unlock()
+		return eps, nil
+	}
+	db.due.mu.Unlock()
+	db.due.queries.Add(1)
+	rows, err := db.rquery(ctx, `
+		WITH RECURSIVE eps(id) AS (
+			SELECT (SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending')
+			UNION ALL
+			SELECT (SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending' AND endpoint_id > eps.id)
+			FROM eps WHERE eps.id IS NOT NULL
+		)
+		SELECT e.id, e.ordering = 'fifo', e.max_in_flight,
+		       (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending')
+		FROM eps JOIN endpoints e ON e.id = eps.id
+		WHERE e.enabled = 1`)
+	if err != nil {
+		return nil, fmt.Errorf("choose due endpoints: %w", err)
+	}
+	defer rows.Close()
+	eps := []dueEndpoint{}
+	for rows.Next() {
+		var ep dueEndpoint
+		if err := rows.Scan(&ep.id, &ep.fifo, &ep.maxInFlight, &ep.due); err != nil {
+			return nil, fmt.Errorf("choose due endpoints: %w", err)
+		}
+		eps = append(eps, ep)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("choose due endpoints: %w", err)
+	}
+	db.due.mu.Lock()
+	db.due.gen, db.due.at, db.due.eps = gen, time.Now(), eps
+	db.due.mu.Unlock()
+	return eps, nil
+}
+
 // chosenDelivery is a delivery chooseDue picked.
 type chosenDelivery struct {
 	seq      int64
@@ -191,38 +254,22 @@ func endpointsOf(chosen []chosenDelivery) []string {
 	return ids
 }
 
-// chooseDue picks the deliveries to claim, endpoint by endpoint: it lists the
-// enabled endpoints with pending work (a loose scan of the pending index, so its
-// cost grows with those endpoints, not with their backlogs), takes the ones with
+// chooseDue picks the deliveries to claim, endpoint by endpoint: of the enabled
+// endpoints with pending work (dueEndpoints), it takes the ones with
 // something due and free capacity (cap less live leases), oldest due first, and
 // from each at most its free capacity of due, unleased deliveries (for a FIFO
 // endpoint, its head only).
 func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDelivery, error) {
-	exclude, err := json.Marshal(p.Exclude)
-	if err != nil || p.Exclude == nil {
-		exclude = []byte("[]")
-	}
 	now := us(p.Now)
 	live := db.leases.live(now)
 	const noCap = int64(1) << 40
-	rows, err := db.rquery(ctx, `
-		WITH RECURSIVE eps(id) AS (
-			SELECT (SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending')
-			UNION ALL
-			SELECT (SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending' AND endpoint_id > eps.id)
-			FROM eps WHERE eps.id IS NOT NULL
-		)
-		SELECT e.id, e.ordering = 'fifo',
-		       CASE WHEN e.ordering = 'fifo' THEN 1
-		            WHEN e.max_in_flight > 0 THEN e.max_in_flight
-		            WHEN ? > 0 THEN ?
-		            ELSE ? END,
-		       (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending')
-		FROM eps JOIN endpoints e ON e.id = eps.id
-		WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?))`,
-		p.MaxInFlight, p.MaxInFlight, noCap, string(exclude))
+	eps, err := db.dueEndpoints(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("choose due endpoints: %w", err)
+		return nil, err
+	}
+	excluded := make(map[string]bool, len(p.Exclude))
+	for _, id := range p.Exclude {
+		excluded[id] = true
 	}
 	type candidate struct {
 		id     string
@@ -232,29 +279,29 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 		due    int64
 	}
 	var cands []candidate
-	for rows.Next() {
-		var c candidate
-		var limit int64
-		var due sql.NullInt64
-		if err := rows.Scan(&c.id, &c.fifo, &limit, &due); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("choose due endpoints: %w", err)
+	for _, ep := range eps {
+		if excluded[ep.id] || !ep.due.Valid || ep.due.Int64 > now {
+			continue
 		}
-		if v, ok := p.Caps[c.id]; ok {
+		limit := noCap
+		switch {
+		case ep.fifo:
+			limit = 1
+		case ep.maxInFlight > 0:
+			limit = ep.maxInFlight
+		case p.MaxInFlight > 0:
+			limit = int64(p.MaxInFlight)
+		}
+		if v, ok := p.Caps[ep.id]; ok {
 			limit = min(limit, int64(v))
 		}
 		if p.PerEndpoint > 0 {
 			limit = min(limit, int64(p.PerEndpoint))
 		}
-		c.leased = live[c.id]
-		c.free, c.due = limit-int64(len(c.leased)), due.Int64
-		if c.free > 0 && due.Valid && c.due <= now {
+		c := candidate{id: ep.id, fifo: ep.fifo, leased: live[ep.id], due: ep.due.Int64}
+		if c.free = limit - int64(len(c.leased)); c.free > 0 {
 			cands = append(cands, c)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("choose due endpoints: %w", err)
 	}
 	slices.SortFunc(cands, func(a, b candidate) int { return cmp.Compare(a.due, b.due) })
 
@@ -547,6 +594,7 @@ func promote(tx wtx, endpointID string, now int64) error {
 		now, endpointID, parked); err != nil {
 		return fmt.Errorf("promote next fifo delivery: %w", err)
 	}
+	tx.db.moreDue = true
 	return nil
 }
 

@@ -171,6 +171,9 @@ func (p *publisher) insertDelivery(id string, ev *hookd.Event, eventSeq int64, e
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, ev.OrgID, eventSeq, endpointID, status, next, t, t); err != nil {
 		return fmt.Errorf("insert delivery: %w", err)
 	}
+	if status == hookd.DeliveryPending {
+		p.tx.db.moreDue = true
+	}
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -84,6 +85,22 @@ type DB struct {
 	// (else NORMAL); used only by the writer goroutine.
 	syncFull bool
 
+	// gen counts the committed batches that may have added due deliveries:
+	// those with a write that is not relaxed, or that stored pending
+	// deliveries or made one due (moreDue; used only by the writer
+	// goroutine). See dueEndpoints.
+	gen     atomic.Uint64
+	moreDue bool
+	// due is the claims' last summary of the endpoints with pending work.
+	due struct {
+		mu      sync.Mutex
+		gen     uint64 // db.gen when it was read
+		at      time.Time
+		eps     []dueEndpoint
+		ttl     time.Duration // dueTTL; tests change it
+		queries atomic.Int64  // summaries read from the database (tests)
+	}
+
 	// deleted, if set, is called by DeleteEndpoint after each chunk of
 	// deliveries it deleted, while more may remain (tests).
 	deleted func()
@@ -101,6 +118,8 @@ type writeOp struct {
 	// repeated attempt (leases, attempt outcomes): a batch of only such writes
 	// commits without fsync; it becomes durable with the next batch that
 	// fsyncs. A crash of the process loses none of it (the WAL is written).
+	// Nor does such a batch refresh the claims' summary of due work at once
+	// (see dueEndpoints).
 	relaxed bool
 }
 
@@ -253,6 +272,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		wc.Close()
 		return nil, fmt.Errorf("release leases of the previous run: %w", err)
 	}
+	db.due.ttl = dueTTL
 	go db.writeLoop()
 	return db, nil
 }
@@ -498,6 +518,7 @@ func (db *DB) runBatch(batch []writeOp) {
 		}
 		finish(fmt.Errorf("%s: %w", what, err))
 	}
+	db.moreDue = false
 	if _, err := tx.Exec("BEGIN IMMEDIATE"); err != nil {
 		finish(fmt.Errorf("begin: %w", err))
 		return
@@ -524,5 +545,9 @@ func (db *DB) runBatch(batch []writeOp) {
 		abort("commit", err)
 		return
 	}
+	if full || db.moreDue {
+		db.gen.Add(1) // before any caller hears of it: its next claim sees the new work
+	}
+	db.moreDue = false
 	finish(nil)
 }

@@ -1,0 +1,83 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/sqlite"
+)
+
+// TestClaimsReuseTheDueSummary: claims read the endpoints with due work once
+// and reuse that summary while only outcomes are written, but read it again
+// after anything that may add due work (a publish, an outcome's emitted
+// event, a retry) and once it is older than its TTL.
+func TestClaimsReuseTheDueSummary(t *testing.T) {
+	t.Parallel()
+	db := openAt(t, filepath.Join(t.TempDir(), "hookd.db"))
+	f := newFixture(t, db)
+	ctx := t.Context()
+	watcher := *f.ep
+	watcher.ID, watcher.Events, watcher.URL = ids.New("ep"), []string{hookd.EventDeliveryFailed}, "https://watcher.example.com/"
+	if err := db.CreateEndpoint(ctx, &watcher); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateEndpoint(ctx, f.org.ID, f.ep.ID, func(e *hookd.Endpoint) error {
+		e.Events = []string{"a.b"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sqlite.SetDueTTL(db, time.Hour)
+	now := time.Now()
+	mustPublish(t, db, f.event("a.b", now), f.event("a.b", now))
+	reads := sqlite.DueQueries(db)
+	claim := func(step string, wantClaims, wantReads int, endpoint string) []*hookd.Claim {
+		t.Helper()
+		cs, err := db.ClaimDeliveries(ctx, hookd.ClaimParams{Limit: 1, Now: time.Now(), Lease: time.Minute})
+		if err != nil {
+			t.Fatalf("%s: ClaimDeliveries: %v", step, err)
+		}
+		if len(cs) != wantClaims {
+			t.Fatalf("%s: %d claims, want %d", step, len(cs), wantClaims)
+		}
+		if len(cs) > 0 && cs[0].Endpoint.ID != endpoint {
+			t.Errorf("%s: claimed a delivery to %s, want %s", step, cs[0].Endpoint.ID, endpoint)
+		}
+		if got := sqlite.DueQueries(db) - reads; got != int64(wantReads) {
+			t.Errorf("%s: %d summaries read since the publish, want %d", step, got, wantReads)
+		}
+		return cs
+	}
+	first := claim("first claim", 1, 1, f.ep.ID)
+	second := claim("second claim", 1, 1, f.ep.ID)
+	outcome := func(c *hookd.Claim, status string, emit ...*hookd.Event) {
+		t.Helper()
+		at := time.Now()
+		o := hookd.Outcome{DeliveryID: c.Delivery.ID, Lease: c.Lease, Status: status, Emit: emit,
+			Attempt: hookd.Attempt{ID: ids.New("att"), DeliveryID: c.Delivery.ID, OrgID: c.Delivery.OrgID, Number: 1,
+				URL: c.Endpoint.URL, StatusCode: 500, Error: "HTTP 500", CreatedAt: at}}
+		if err := db.CompleteDeliveries(ctx, []hookd.Outcome{o}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outcome(first[0], hookd.DeliverySucceeded)
+	claim("after an outcome", 0, 1, "")
+	d := second[0].Delivery
+	outcome(second[0], hookd.DeliveryFailed, hookd.NewDeliveryFailedEvent(ids.New("evt"), &d, 1, "HTTP 500", time.Now()))
+	emitted := claim("after an outcome that emitted an event", 1, 2, watcher.ID)
+	mustPublish(t, db, f.event("a.b", time.Now()))
+	claim("after a publish", 1, 3, f.ep.ID)
+	claim("nothing new", 0, 3, "")
+	outcome(emitted[0], hookd.DeliveryFailed) // the watcher has nothing pending now
+	sqlite.SetDueTTL(db, time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	claim("past the TTL", 0, 4, "")
+	sqlite.SetDueTTL(db, time.Hour)
+	if _, err := db.RetryDelivery(ctx, f.org.ID, emitted[0].Delivery.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	claim("after a retry", 1, 5, watcher.ID)
+}

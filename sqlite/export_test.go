@@ -1,0 +1,14 @@
+package sqlite
+
+import "time"
+
+// SetDueTTL sets how long db's claims may reuse their summary of due work.
+func SetDueTTL(db *DB, d time.Duration) {
+	db.due.mu.Lock()
+	db.due.ttl = d
+	db.due.mu.Unlock()
+}
+
+// DueQueries returns how many summaries of due work db's claims have read from
+// the database.
+func DueQueries(db *DB) int64 { return db.due.queries.Load() }
