@@ -482,6 +482,12 @@ func (e *Engine) deliver(c *hookd.Claim, leaseEnd time.Time) {
 		e.mu.Unlock()
 		e.Notify()
 	}()
+	if time.Until(leaseEnd) < e.leaseMargin()+minAttemptTime {
+		// Claimed too long ago (a stalled process): let it run again, fresh.
+		e.cfg.Logger.Warn("lease nearly over before the attempt started; released", "delivery", c.Delivery.ID)
+		e.release(c)
+		return
+	}
 	// One deadline bounds the attempt: its timeout, or the end of its lease
 	// less the margin for recording it, whichever comes first. It is released
 	// only once the outcome is recorded, well after the response body is closed,
@@ -490,34 +496,26 @@ func (e *Engine) deliver(c *hookd.Claim, leaseEnd time.Time) {
 	sendCtx, cancelSend := context.WithDeadline(e.sendCtx,
 		earliest(leaseEnd.Add(-e.leaseMargin()), time.Now().Add(e.cfg.AttemptTimeout)))
 	defer cancelSend()
-	var res result
-	expired := time.Until(leaseEnd) < e.leaseMargin()+minAttemptTime
-	if !expired {
-		res = e.attempt(sendCtx, c)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if expired {
-		// Claimed too long ago (a stalled process): let it run again, fresh.
-		e.cfg.Logger.Warn("lease nearly over before the attempt started; released", "delivery", c.Delivery.ID)
-		rel := []hookd.Release{{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt}}
-		if err := e.cfg.Store.ReleaseDeliveries(ctx, rel); err != nil {
-			e.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
-		}
-		return
-	}
+	res := e.attempt(sendCtx, c)
 	if e.sendCtx.Err() != nil {
 		// Shutting down: the attempt was cut short, so it does not count.
-		rel := []hookd.Release{{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt}}
-		if err := e.cfg.Store.ReleaseDeliveries(ctx, rel); err != nil {
-			e.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
-		}
+		e.release(c)
 		return
 	}
 	out := e.decide(c, res)
 	if err := e.rec.record(out); err != nil {
 		// The lease will expire and the delivery will be attempted again.
 		e.cfg.Logger.Error("record delivery outcome", "delivery", c.Delivery.ID, "err", err)
+	}
+}
+
+// release gives c back unattempted, due when it was.
+func (e *Engine) release(c *hookd.Claim) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rel := []hookd.Release{{DeliveryID: c.Delivery.ID, Lease: c.Lease, NextAttemptAt: c.Delivery.NextAttemptAt}}
+	if err := e.cfg.Store.ReleaseDeliveries(ctx, rel); err != nil {
+		e.cfg.Logger.Error("release delivery", "delivery", c.Delivery.ID, "err", err)
 	}
 }
 

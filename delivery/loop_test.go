@@ -107,3 +107,30 @@ func TestEngineClaimEarly(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineReleasesNearlyExpiredClaims: a claim whose lease has too little
+// left for an attempt and its recording is released unattempted (here every
+// claim, with a lease of 100 ms): the receiver hears nothing and the delivery
+// stays pending, with no attempt counted.
+func TestEngineReleasesNearlyExpiredClaims(t *testing.T) {
+	t.Parallel()
+	db, org := setup(t)
+	r := newReceiver(t, 0, 1)
+	addEndpoint(t, db, org, r.URL, nil)
+	publish(t, db, org, 1)
+	e := startEngine(t, db, func(c *delivery.Config) { c.Lease = 100 * time.Millisecond })
+	time.Sleep(500 * time.Millisecond) // several claims, each released
+	if err := e.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.n.Load(); n != 0 {
+		t.Errorf("the receiver got %d requests, want none", n)
+	}
+	ds, _, err := db.ListDeliveries(context.Background(), hookd.DeliveryFilter{OrgID: org})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Status != hookd.DeliveryPending || ds[0].Attempts != 0 {
+		t.Fatalf("deliveries %+v, want one pending with no attempt", ds)
+	}
+}
