@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
+	"golang.org/x/sync/singleflight"
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/hookd/hookd"
@@ -364,10 +365,10 @@ const heartbeatEvery = time.Second
 
 // heartbeat is the write check that Ping shares.
 type heartbeat struct {
-	mu      sync.Mutex
-	at      time.Time     // when the last check ended
-	err     error         // and its result
-	running chan struct{} // closed when the running check ends; nil if none
+	flight singleflight.Group // the running check, joined by concurrent ones
+	mu     sync.Mutex
+	at     time.Time // when the last check ended
+	err    error     // and its result
 }
 
 // Ping checks that the reader pool answers and that the writer can write: it
@@ -380,36 +381,31 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 	hb := &db.hb
 	hb.mu.Lock()
-	if !hb.at.IsZero() && time.Since(hb.at) < heartbeatEvery && hb.running == nil {
+	if !hb.at.IsZero() && time.Since(hb.at) < heartbeatEvery {
 		err := hb.err
 		hb.mu.Unlock()
 		return err
 	}
-	running := hb.running
-	if running == nil {
-		running = make(chan struct{})
-		hb.running = running
-		go func() {
-			err := db.write(context.Background(), func(tx wtx) error {
-				_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('health', ?)
-					ON CONFLICT (key) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
-				return err
-			})
-			if err != nil {
-				err = fmt.Errorf("ping sqlite writer: %w", err)
-			}
-			hb.mu.Lock()
-			hb.at, hb.err, hb.running = time.Now(), err, nil
-			hb.mu.Unlock()
-			close(running)
-		}()
-	}
 	hb.mu.Unlock()
-	select {
-	case <-running:
+	// The write runs to its end even if this caller stops waiting: its
+	// result serves the checks that come after.
+	ch := hb.flight.DoChan("heartbeat", func() (any, error) {
+		err := db.write(context.Background(), func(tx wtx) error {
+			_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('health', ?)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+			return err
+		})
+		if err != nil {
+			err = fmt.Errorf("ping sqlite writer: %w", err)
+		}
 		hb.mu.Lock()
-		defer hb.mu.Unlock()
-		return hb.err
+		hb.at, hb.err = time.Now(), err
+		hb.mu.Unlock()
+		return nil, err
+	})
+	select {
+	case r := <-ch:
+		return r.Err
 	case <-ctx.Done():
 		return fmt.Errorf("ping sqlite writer: %w", ctx.Err())
 	}
