@@ -153,7 +153,7 @@ type Engine struct {
 	jobs    chan job      // unbuffered: a send succeeds only if a worker waits
 	quit    chan struct{} // closed by Stop once every attempt has finished
 	idle    time.Duration // how long a worker waits for its next attempt
-	workers struct{ live, started atomic.Int64 }
+	workers struct{ live, started atomic.Int64 } // running now, and started in all
 }
 
 // job is an attempt handed to a worker.
