@@ -147,9 +147,9 @@ type Engine struct {
 	cancelSend          context.CancelFunc
 	sends               sync.WaitGroup
 
-	// Attempts run on worker goroutines kept between attempts (at most one
-	// per attempt in flight), so that an attempt does not start a goroutine
-	// and grow its stack anew: that cost ~3 % of hookd's CPU in `burst`.
+	// Attempts run on worker goroutines kept between attempts (about one per
+	// attempt in flight), so that an attempt does not start a goroutine and
+	// grow its stack anew: that cost ~3 % of hookd's CPU in `burst`.
 	jobs    chan job                             // unbuffered: a send succeeds only if a worker waits
 	quit    chan struct{}                        // closed by Stop once every attempt has finished
 	idle    time.Duration                        // how long a worker waits for its next attempt
