@@ -38,8 +38,8 @@ func Body(ev *hookd.Event, payload string) ([]byte, error) {
 	if payload == hookd.PayloadRaw {
 		return ev.Data, nil
 	}
-	ts := ev.CreatedAt.UTC().Format(time.RFC3339)
-	if !verbatim(ev.Data) || !plain(ev.ID) || !plain(ev.Type) || !plain(ev.OrgID) || !plain(ts) {
+	ts := ev.CreatedAt.UTC().Format(time.RFC3339) // digits and ASCII separators: plain
+	if !verbatim(ev.Data) || !plain(ev.ID) || !plain(ev.Type) || !plain(ev.OrgID) {
 		return json.Marshal(envelope{ID: ev.ID, Type: ev.Type, Timestamp: ts, Organization: ev.OrgID, Data: ev.Data})
 	}
 	// What json.Marshal would write, without scanning the data again: it is

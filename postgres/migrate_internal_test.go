@@ -10,6 +10,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/hookd/hookd/internal/pgtest"
+	"github.com/hookd/hookd/storetest"
 )
 
 // TestMigrateAttemptsWithoutIDIndex: migration 7 drops the unique index on
@@ -65,44 +66,17 @@ func TestMigrateAttemptsWithoutIDIndex(t *testing.T) {
 		if got := pgAttemptRows(t, db); !slices.Equal(got, want) {
 			t.Errorf("%s: attempts %q, want %q", step.name, got, want)
 		}
-		var indexes []string
-		rows, err := db.QueryContext(ctx, `SELECT indexname FROM pg_indexes
+		indexes := storetest.Strings(t, db, `SELECT indexname FROM pg_indexes
 			WHERE schemaname = current_schema() AND tablename = 'attempts' ORDER BY indexname`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			indexes = append(indexes, n)
-		}
-		rows.Close()
 		if !slices.Equal(indexes, step.indexes) {
 			t.Errorf("%s: attempts indexes %q, want %q", step.name, indexes, step.indexes)
 		}
 	}
 }
 
+// pgAttemptRows returns every attempt row, all its columns, in seq order.
 func pgAttemptRows(t *testing.T, db *sql.DB) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT concat_ws('|', seq, id, delivery_seq, org_id, number, url, request_headers, status_code,
+	return storetest.Strings(t, db, `SELECT concat_ws('|', seq, id, delivery_seq, org_id, number, url, request_headers, status_code,
 		response_body, duration_us, error, created_at) FROM attempts ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

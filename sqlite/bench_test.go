@@ -39,6 +39,7 @@ import (
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/secret"
 	"github.com/hookd/hookd/sqlite"
+	"github.com/hookd/hookd/storetest"
 )
 
 // benchStore opens a store in a temp directory, closed when the benchmark ends.
@@ -106,32 +107,7 @@ func BenchmarkDeleteEndpoint(b *testing.B) {
 		if err := db.CreateEndpoint(ctx, &e); err != nil {
 			b.Fatal(err)
 		}
-		stop, done := make(chan struct{}), make(chan error, 1)
-		go func() {
-			for {
-				select {
-				case <-stop:
-					done <- nil
-					return
-				default:
-				}
-				start := time.Now()
-				if _, err := db.Publish(ctx, other.events(1)); err != nil {
-					done <- err
-					return
-				}
-				worst = max(worst, time.Since(start))
-			}
-		}()
-		b.StartTimer()
-		if err := db.DeleteEndpoint(ctx, f.org, eps[0].ID); err != nil {
-			b.Fatalf("DeleteEndpoint: %v", err)
-		}
-		b.StopTimer()
-		close(stop)
-		if err := <-done; err != nil {
-			b.Fatalf("Publish: %v", err)
-		}
+		worst = max(worst, storetest.DeleteWhilePublishing(b, db, f.org, eps[0].ID, func() []*hookd.Event { return other.events(1) }))
 	}
 	b.ReportMetric(float64(worst.Microseconds())/1000, "publish-max-ms")
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/pressly/goose/v3"
+
+	"github.com/hookd/hookd/storetest"
 )
 
 // TestMigrateAttemptsWithoutIDIndex: migration 7 makes the attempts table anew
@@ -66,19 +68,7 @@ func TestMigrateAttemptsWithoutIDIndex(t *testing.T) {
 		if got := attemptRows(t, db); !slices.Equal(got, want) {
 			t.Errorf("%s: attempts %q, want %q", step.name, got, want)
 		}
-		var indexes []string
-		rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'attempts' ORDER BY name`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			indexes = append(indexes, n)
-		}
-		rows.Close()
+		indexes := storetest.Strings(t, db, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'attempts' ORDER BY name`)
 		if !slices.Equal(indexes, step.indexes) {
 			t.Errorf("%s: attempts indexes %q, want %q", step.name, indexes, step.indexes)
 		}
@@ -99,23 +89,7 @@ func TestMigrateAttemptsWithoutIDIndex(t *testing.T) {
 // attemptRows returns every attempt row, all its columns, in seq order.
 func attemptRows(t *testing.T, db *sql.DB) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT seq || '|' || id || '|' || delivery_seq || '|' || org_id || '|' || number || '|' || url || '|' ||
+	return storetest.Strings(t, db, `SELECT seq || '|' || id || '|' || delivery_seq || '|' || org_id || '|' || number || '|' || url || '|' ||
 		request_headers || '|' || status_code || '|' || response_body || '|' || duration_us || '|' || error || '|' || created_at
 		FROM attempts ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
