@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -186,9 +187,18 @@ func TestServe(t *testing.T) {
 	}
 	// serve keeps the GC's heap goal at --gc-heap-floor (64 MiB by default)
 	// while the live heap is small, unless GOGC or GOMEMLIMIT is set.
+	// The floor follows the live heap the last collection measured, which may
+	// still count an earlier test's data: collect until it is gone.
 	tuned := os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == ""
-	if p := gcPercent(); tuned && p <= 100 {
-		t.Errorf("GOGC while serving = %d, want above 100 (a heap floor of 64 MiB)", p)
+	if tuned {
+		p := gcPercent()
+		for deadline := time.Now().Add(5 * time.Second); p <= 100 && time.Now().Before(deadline); p = gcPercent() {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond) // the floor is set after the collection
+		}
+		if p <= 100 {
+			t.Errorf("GOGC while serving = %d, want above 100 (a heap floor of 64 MiB)", p)
+		}
 	}
 	keyFile := filepath.Join(dataDir, "admin.key")
 	if !strings.Contains(out.String(), keyFile) {
