@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -231,6 +232,13 @@ func (db *DB) dueEndpoints(ctx context.Context) ([]dueEndpoint, error) {
 	}
 	db.due.mu.Lock()
 	db.due.gen, db.due.at, db.due.eps = gen, time.Now(), eps
+	// Read-ahead is kept only for endpoints that are still enabled, unordered
+	// and with pending work.
+	keep := make(map[string]bool, len(eps))
+	for _, ep := range eps {
+		keep[ep.id] = !ep.fifo
+	}
+	maps.DeleteFunc(db.due.ahead, func(id string, _ []int64) bool { return !keep[id] })
 	db.due.mu.Unlock()
 	return eps, nil
 }
@@ -311,37 +319,96 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 			break
 		}
 		want := min(c.free, int64(p.Limit-len(out)))
-		// The leased deliveries are among the due ones: the index scan skips
-		// them, so that only the rows to claim come back. (A FIFO endpoint with
-		// a free slot has none leased.)
-		leased := []byte("[]") // not null: NOT IN (NULL) would skip every row
-		if len(c.leased) > 0 {
-			leased, _ = json.Marshal(c.leased)
-		}
-		q := `SELECT seq FROM deliveries WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
-			AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, seq LIMIT ?`
-		if c.fifo {
-			q = `SELECT seq FROM deliveries WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = ? AND status = 'pending')
-				AND next_attempt_at <= ? AND seq NOT IN (SELECT value FROM json_each(?)) LIMIT ?`
-		}
-		rows, err := db.rquery(ctx, q, c.id, now, string(leased), want)
+		seqs, err := db.dueSeqs(ctx, c.id, c.fifo, c.leased, want, now)
 		if err != nil {
 			return nil, fmt.Errorf("choose due deliveries: %w", err)
 		}
 		// A delivery another claim leased since live was read is left out by
 		// leases.take.
-		for rows.Next() {
-			var seq int64
-			if err := rows.Scan(&seq); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("choose due deliveries: %w", err)
-			}
+		for _, seq := range seqs {
 			out = append(out, chosenDelivery{seq: seq, endpoint: c.id})
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("choose due deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// dueReadAhead is how many due deliveries of an unordered endpoint a claim
+// reads at once (see dueSeqs), and maxReadAhead how many endpoints' read-ahead
+// is kept.
+const (
+	dueReadAhead = 256
+	maxReadAhead = 1024
+)
+
+// dueSeqs returns up to want due deliveries of an endpoint, oldest due first,
+// leaving out those leased. For a FIFO endpoint that is its head, if due and
+// not leased.
+//
+// An unordered endpoint's due deliveries are read dueReadAhead at a time and
+// kept for the next claims (db.due.ahead), so that most claims take them from
+// memory instead of asking the database for each endpoint each time. What is
+// kept can only go stale by deliveries that stopped being due without being
+// claimed here (the endpoint disabled meanwhile, say), and the claim's loading
+// of the rows, which keeps only those still pending and due, leaves those out.
+// Deliveries that became due since the read are taken once what was read is
+// used up: oldest due first holds for each read, not across reads.
+func (db *DB) dueSeqs(ctx context.Context, endpoint string, fifo bool, leased []int64, want, now int64) ([]int64, error) {
+	var out []int64
+	if !fifo {
+		db.due.mu.Lock()
+		ahead := db.due.ahead[endpoint]
+		k := min(int64(len(ahead)), want)
+		out = append(out, ahead[:k]...)
+		if ahead = ahead[k:]; len(ahead) == 0 {
+			delete(db.due.ahead, endpoint)
+		} else {
+			db.due.ahead[endpoint] = ahead
 		}
+		db.due.mu.Unlock()
+		if int64(len(out)) == want {
+			return out, nil
+		}
+	}
+	// The leased deliveries are among the due ones, and so are those taken
+	// from the read-ahead: the index scan skips them, so that only new rows
+	// come back. (A FIFO endpoint with a free slot has none leased.)
+	skip := []byte("[]") // not null: NOT IN (NULL) would skip every row
+	if len(leased)+len(out) > 0 {
+		skip, _ = json.Marshal(append(slices.Clip(leased), out...))
+	}
+	q := `SELECT seq FROM deliveries WHERE endpoint_id = ? AND status = 'pending' AND next_attempt_at <= ?
+		AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, seq LIMIT ?`
+	limit := max(want-int64(len(out)), dueReadAhead)
+	if fifo {
+		q = `SELECT seq FROM deliveries WHERE seq = (SELECT MIN(seq) FROM deliveries WHERE endpoint_id = ? AND status = 'pending')
+			AND next_attempt_at <= ? AND seq NOT IN (SELECT value FROM json_each(?)) LIMIT ?`
+		limit = want
+	}
+	db.due.reads.Add(1)
+	rows, err := db.rquery(ctx, q, endpoint, now, string(skip), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var read []int64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		read = append(read, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	k := min(int64(len(read)), want-int64(len(out)))
+	out = append(out, read[:k]...)
+	if rest := read[k:]; len(rest) > 0 {
+		db.due.mu.Lock()
+		if len(db.due.ahead) < maxReadAhead {
+			db.due.ahead[endpoint] = rest
+		}
+		db.due.mu.Unlock()
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,4 +81,77 @@ func TestClaimsReuseTheDueSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	claim("after a retry", 1, 5, watcher.ID)
+}
+
+// TestClaimsReadAhead: claims read an unordered endpoint's due deliveries
+// ahead and take the next ones from what they read, oldest due first, without
+// asking the database again until it is used up; new deliveries come once it
+// is; an endpoint disabled meanwhile loses what was read for it.
+func TestClaimsReadAhead(t *testing.T) {
+	t.Parallel()
+	db := openAt(t, filepath.Join(t.TempDir(), "hookd.db"))
+	f := newFixture(t, db)
+	ctx := t.Context()
+	var evs []*hookd.Event
+	for range 10 {
+		evs = append(evs, f.event("a.b", time.Now()))
+	}
+	mustPublish(t, db, evs...)
+	var order []string // event ids, as claimed
+	reads := sqlite.DueReads(db)
+	claim := func(step string, limit, wantClaims, wantReads int) []*hookd.Claim {
+		t.Helper()
+		cs, err := db.ClaimDeliveries(ctx, hookd.ClaimParams{Limit: limit, Now: time.Now(), Lease: time.Minute})
+		if err != nil {
+			t.Fatalf("%s: ClaimDeliveries: %v", step, err)
+		}
+		if len(cs) != wantClaims {
+			t.Fatalf("%s: %d claims, want %d", step, len(cs), wantClaims)
+		}
+		for _, c := range cs {
+			order = append(order, c.Event.ID)
+		}
+		if got := sqlite.DueReads(db) - reads; got != int64(wantReads) {
+			t.Errorf("%s: %d reads of due deliveries in all, want %d", step, got, wantReads)
+		}
+		return cs
+	}
+	claim("first claim", 3, 3, 1)
+	claim("from the read-ahead", 3, 3, 1)
+	late := f.event("a.b", time.Now())
+	mustPublish(t, db, late)
+	claim("the rest of the read-ahead, then the new one", 5, 5, 2)
+	want := []string{}
+	for _, ev := range append(evs, late) {
+		want = append(want, ev.ID)
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("claimed events %v, want them in publish order %v", order, want)
+	}
+
+	evs = evs[:0]
+	for range 4 {
+		evs = append(evs, f.event("a.b", time.Now()))
+	}
+	mustPublish(t, db, evs...)
+	claim("after another publish", 1, 1, 3)
+	disable := func(enabled bool) {
+		t.Helper()
+		if _, err := db.UpdateEndpoint(ctx, f.org.ID, f.ep.ID, func(e *hookd.Endpoint) error {
+			e.Enabled = enabled
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sqlite.ReadAhead(db); n != 1 {
+		t.Fatalf("read-ahead kept for %d endpoints, want 1", n)
+	}
+	disable(false)
+	claim("endpoint disabled", 10, 0, 3)
+	if n := sqlite.ReadAhead(db); n != 0 {
+		t.Errorf("read-ahead kept for %d endpoints after the only one was disabled, want none", n)
+	}
+	disable(true)
+	claim("enabled again: read anew", 10, 3, 4)
 }

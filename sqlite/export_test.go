@@ -12,3 +12,15 @@ func SetDueTTL(db *DB, d time.Duration) {
 // DueQueries returns how many summaries of due work db's claims have read from
 // the database.
 func DueQueries(db *DB) int64 { return db.due.queries.Load() }
+
+// DueReads returns how many times db's claims have read an endpoint's due
+// deliveries from the database.
+func DueReads(db *DB) int64 { return db.due.reads.Load() }
+
+// ReadAhead returns for how many endpoints db's claims keep due deliveries
+// read ahead.
+func ReadAhead(db *DB) int {
+	db.due.mu.Lock()
+	defer db.due.mu.Unlock()
+	return len(db.due.ahead)
+}

@@ -100,6 +100,10 @@ type DB struct {
 		eps     []dueEndpoint
 		ttl     time.Duration // dueTTL; tests change it
 		queries atomic.Int64  // summaries read from the database (tests)
+		// ahead holds, per unordered endpoint, due deliveries read ahead by
+		// an earlier claim, oldest due first (see dueSeqs).
+		ahead map[string][]int64
+		reads atomic.Int64 // endpoints' due deliveries read from the database (tests)
 	}
 
 	// deleted, if set, is called by DeleteEndpoint after each chunk of
@@ -274,6 +278,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("release leases of the previous run: %w", err)
 	}
 	db.due.ttl = dueTTL
+	db.due.ahead = map[string][]int64{}
 	go db.writeLoop()
 	return db, nil
 }
