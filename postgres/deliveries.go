@@ -573,8 +573,8 @@ func insertAttempt(ctx context.Context, tx pgx.Tx, a *hookd.Attempt) error {
 	return nil
 }
 
-// relaxCommit makes tx commit without waiting for its WAL to reach the disk
-// (synchronous_commit off), for transactions whose loss in a crash of
+// relaxCommitSQL makes its transaction commit without waiting for its WAL to
+// reach the disk (synchronous_commit off), for transactions whose loss in a crash of
 // PostgreSQL only makes a delivery be attempted again: attempt outcomes (with
 // what they bring about: an endpoint disabled, a FIFO successor made due,
 // delivery.failed or endpoint.disabled emitted), none of which the API
@@ -587,12 +587,7 @@ func insertAttempt(ctx context.Context, tx pgx.Tx, a *hookd.Attempt) error {
 // while the first attempt runs), its consequences decided again then: a
 // duplicate, which at-least-once delivery allows. Reads may see such an outcome
 // before a crash takes it back.
-func relaxCommit(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true)`); err != nil {
-		return fmt.Errorf("relax commit: %w", err)
-	}
-	return nil
-}
+const relaxCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
 
 // heldKey names an outcome: its delivery and the lease it was attempted under.
 type heldKey struct{ delivery, lease string }
@@ -629,22 +624,21 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 	}
 	var wake bool
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		if err := relaxCommit(ctx, tx); err != nil {
-			return err
-		}
+		// One round trip for the commit mode (see relaxCommitSQL), the attempts and
+		// the deliveries' new states.
+		b := &pgx.Batch{}
+		b.Queue(relaxCommitSQL)
 		// Every attempt is recorded, also one whose lease was lost; one whose
 		// delivery was deleted meanwhile (with its endpoint) has nowhere to go.
-		if _, err := tx.Exec(ctx, `INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
+		b.Queue(`INSERT INTO attempts (id, delivery_seq, org_id, number, url, request_headers, status_code,
 			response_body, duration_us, error, created_at)
 			SELECT a.id, d.seq, d.org_id, a.number, a.url, a.headers, a.code, a.body, a.duration, a.err, a.created
 			FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[],
 			            $9::text[], $10::bigint[]) AS a(id, delivery, number, url, headers, code, body, duration, err, created)
 			JOIN deliveries d ON d.id = a.delivery`,
-			aIDs, dIDs, aNumbers, aURLs, aHeaders, codes, aBodies, aDurations, errs, created); err != nil {
-			return fmt.Errorf("insert attempts: %w", err)
-		}
+			aIDs, dIDs, aNumbers, aURLs, aHeaders, codes, aBodies, aDurations, errs, created)
 		// Only outcomes that still hold their lease change their delivery.
-		rows, err := tx.Query(ctx, `UPDATE deliveries d SET status = o.status, attempts = d.attempts + 1,
+		b.Queue(`UPDATE deliveries d SET status = o.status, attempts = d.attempts + 1,
 			cycle_attempts = d.cycle_attempts + 1, next_attempt_at = o.next, lease = NULL, lease_until = NULL,
 			last_status_code = o.code, last_error = o.err, updated_at = o.created
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $7::bigint[])
@@ -653,6 +647,15 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 			RETURNING d.id, o.lease, d.endpoint_id,
 				(SELECT e.ordering = 'fifo' FROM endpoints e WHERE e.id = d.endpoint_id)`,
 			dIDs, leases, statuses, next, codes, errs, created)
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("relax commit: %w", err)
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("update deliveries: %w", err)
 		}
@@ -676,6 +679,9 @@ func (db *DB) completeBatch(ctx context.Context, outcomes []hookd.Outcome) error
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
+			return fmt.Errorf("update deliveries: %w", err)
+		}
+		if err := br.Close(); err != nil {
 			return fmt.Errorf("update deliveries: %w", err)
 		}
 		if err := noteEndpointHealth(ctx, tx, outcomes, held, created); err != nil {

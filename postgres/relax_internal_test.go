@@ -63,6 +63,47 @@ func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 	}
 }
 
+// TestOutcomesCommitWithoutWaitingForTheFlush: an outcome's transaction
+// commits with synchronous_commit off, so its commit record may still wait in
+// PostgreSQL's WAL buffers when CompleteDeliveries returns; a claim's commit
+// (synchronous) never does. The WAL writer flushes within wal_writer_delay, and
+// other sessions may write meanwhile, so the outcome's side is only required
+// to be seen once in several rounds.
+func TestOutcomesCommitWithoutWaitingForTheFlush(t *testing.T) {
+	t.Parallel()
+	db, org, now := openOneConnection(t)
+	ctx := t.Context()
+	ep := addEndpoint(t, db, org, hookd.OrderingUnordered, now)
+	unflushed := func() bool {
+		t.Helper()
+		var behind bool
+		if err := db.pool.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()`).Scan(&behind); err != nil {
+			t.Fatal(err)
+		}
+		return behind
+	}
+	seen := false
+	for round := 0; round < 10 && !seen; round++ {
+		ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}
+		if _, err := db.Publish(ctx, []*hookd.Event{ev}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		cs, err := db.ClaimDeliveries(ctx, hookd.ClaimParams{Limit: 10, Now: now, Lease: time.Minute})
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("round %d: ClaimDeliveries = %d claims, %v; want 1", round, len(cs), err)
+		}
+		a := hookd.Attempt{ID: ids.New("att"), Number: 1, URL: ep.URL, StatusCode: 200, CreatedAt: now}
+		if err := db.CompleteDeliveries(ctx, []hookd.Outcome{{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease,
+			Status: hookd.DeliverySucceeded, Attempt: a}}); err != nil {
+			t.Fatalf("CompleteDeliveries: %v", err)
+		}
+		seen = unflushed()
+	}
+	if !seen {
+		t.Error("after each of 10 outcomes the WAL was flushed up to its end: outcomes wait for the flush (synchronous_commit on)")
+	}
+}
+
 // openOneConnection opens a store on a pool of one connection (so that the
 // session settings and prepared statements a test reads are those the store
 // used) with an organization, and returns them with the time they were made at.
