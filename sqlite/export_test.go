@@ -24,3 +24,11 @@ func ReadAhead(db *DB) int {
 	defer db.due.mu.Unlock()
 	return len(db.due.ahead)
 }
+
+// KeyReads returns how many times db's APIKeyByHash has read a key from the
+// database.
+func KeyReads(db *DB) int64 { return db.keys.reads.Load() }
+
+// OnKeyRead makes db's APIKeyByHash call fn between its read of a key and its
+// caching of it.
+func OnKeyRead(db *DB, fn func()) { db.keys.read = fn }

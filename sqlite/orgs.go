@@ -90,8 +90,25 @@ func (db *DB) CreateAPIKey(ctx context.Context, k *hookd.APIKey) error {
 	return nil
 }
 
-// APIKeyByHash implements hookd.Store.
+// maxCachedKeys bounds the API keys APIKeyByHash keeps in memory: past it,
+// it forgets them all and starts again.
+const maxCachedKeys = 4096
+
+// APIKeyByHash implements hookd.Store. Every API request looks its key up, so
+// keys found are kept in memory: a key never changes, and this process is the
+// only one that writes the store, so deleting one (DeleteAPIKey) can forget
+// them all before it returns. A lookup that read a key before a deletion
+// committed does not keep it afterwards (db.keys.gen). Hashes not found are not
+// kept, so that unknown keys cannot fill the memory.
 func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*hookd.APIKey, error) {
+	db.keys.mu.Lock()
+	if k, ok := db.keys.byHash[hash]; ok {
+		db.keys.mu.Unlock()
+		return &k, nil
+	}
+	gen := db.keys.gen
+	db.keys.mu.Unlock()
+	db.keys.reads.Add(1)
 	var k hookd.APIKey
 	var org sql.NullString
 	var created int64
@@ -101,11 +118,34 @@ func (db *DB) APIKeyByHash(ctx context.Context, hash string) (*hookd.APIKey, err
 		return nil, fmt.Errorf("get api key: %w", notFoundIf(err, "key", "…"))
 	}
 	k.OrgID, k.CreatedAt = org.String, fromUS(created)
+	if db.keys.read != nil {
+		db.keys.read()
+	}
+	db.keys.mu.Lock()
+	if db.keys.gen == gen {
+		if len(db.keys.byHash) >= maxCachedKeys {
+			clear(db.keys.byHash)
+		}
+		db.keys.byHash[hash] = k
+	}
+	db.keys.mu.Unlock()
 	return &k, nil
+}
+
+// forgetKeys empties APIKeyByHash's cache, for good: a lookup that read its
+// key before now does not keep it.
+func (db *DB) forgetKeys() {
+	db.keys.mu.Lock()
+	db.keys.gen++
+	clear(db.keys.byHash)
+	db.keys.mu.Unlock()
 }
 
 // DeleteAPIKey implements hookd.Store.
 func (db *DB) DeleteAPIKey(ctx context.Context, orgID, id string) error {
+	// Once committed (or if the commit's fate is unknown), no cached key may
+	// outlive this call.
+	defer db.forgetKeys()
 	err := db.write(ctx, func(tx wtx) error {
 		res, err := tx.Exec(`DELETE FROM api_keys WHERE id = ? AND org_id = ?`, id, orgID)
 		if err != nil {

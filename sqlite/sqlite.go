@@ -106,6 +106,17 @@ type DB struct {
 		reads atomic.Int64 // endpoints' due deliveries read from the database (tests)
 	}
 
+	// keys caches APIKeyByHash's answers that found a key (see APIKeyByHash).
+	keys struct {
+		mu     sync.Mutex
+		gen    uint64 // bumped, and byHash cleared, once a key is deleted
+		byHash map[string]hookd.APIKey
+		reads  atomic.Int64 // keys read from the database (tests)
+		// read, if set, is called by APIKeyByHash between its read and
+		// its caching of the key (tests).
+		read func()
+	}
+
 	// deleted, if set, is called by DeleteEndpoint after each chunk of
 	// deliveries it deleted, while more may remain (tests).
 	deleted func()
@@ -279,6 +290,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	db.due.ttl = dueTTL
 	db.due.ahead = map[string][]int64{}
+	db.keys.byHash = map[string]hookd.APIKey{}
 	go db.writeLoop()
 	return db, nil
 }
