@@ -574,19 +574,19 @@ func insertAttempt(ctx context.Context, tx pgx.Tx, a *hookd.Attempt) error {
 }
 
 // relaxCommitSQL makes its transaction commit without waiting for its WAL to
-// reach the disk (synchronous_commit off), for transactions whose loss in a crash of
-// PostgreSQL only makes a delivery be attempted again: attempt outcomes (with
-// what they bring about: an endpoint disabled, a FIFO successor made due,
-// delivery.failed or endpoint.disabled emitted), none of which the API
-// acknowledged. A crash of hookd loses nothing (the commit is done in
+// reach the disk (synchronous_commit off), for transactions whose loss in a
+// crash of PostgreSQL only makes a delivery be attempted again: attempt
+// outcomes (with what they bring about: an endpoint disabled, a FIFO successor
+// made due, delivery.failed or endpoint.disabled emitted), none of which the
+// API acknowledged. A crash of hookd loses nothing (the commit is done in
 // PostgreSQL's memory); a crash of PostgreSQL (or the machine) may lose the
 // last fraction of a second of them, never corrupting anything, and the next
 // synchronous commit (every publish, every claim, every API write) makes them
-// durable too, since the WAL is written in order. What a lost outcome costs: the
-// delivery is still leased, and attempted again once the lease ends (never
+// durable too, since the WAL is written in order. What a lost outcome costs:
+// the delivery is still leased, and attempted again once the lease ends (never
 // while the first attempt runs), its consequences decided again then: a
-// duplicate, which at-least-once delivery allows. Reads may see such an outcome
-// before a crash takes it back.
+// duplicate, which at-least-once delivery allows. Reads may see such an
+// outcome before a crash takes it back.
 const relaxCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
 
 // heldKey names an outcome: its delivery and the lease it was attempted under.

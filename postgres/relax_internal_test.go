@@ -34,14 +34,7 @@ func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 		return v
 	}
 	for round := range 2 {
-		ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}
-		if _, err := db.Publish(ctx, []*hookd.Event{ev}); err != nil {
-			t.Fatalf("Publish: %v", err)
-		}
-		cs, err := db.ClaimDeliveries(ctx, hookd.ClaimParams{Limit: 10, Now: now, Lease: time.Minute})
-		if err != nil || len(cs) != 1 {
-			t.Fatalf("round %d: ClaimDeliveries = %d claims, %v; want 1", round, len(cs), err)
-		}
+		c := publishAndClaim(t, db, org, now)
 		if v := setting("a claim"); v != "on" {
 			t.Errorf("round %d: synchronous_commit = %q after a claim, want on: the relaxed commit leaked out of its transaction", round, v)
 		}
@@ -52,11 +45,7 @@ func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 		if bitmap != "on" {
 			t.Errorf("round %d: enable_bitmapscan = %q after a claim, want on: the claim's planner setting leaked out of its transaction", round, bitmap)
 		}
-		a := hookd.Attempt{ID: ids.New("att"), Number: 1, URL: ep.URL, StatusCode: 200, CreatedAt: now}
-		if err := db.CompleteDeliveries(ctx, []hookd.Outcome{{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease,
-			Status: hookd.DeliverySucceeded, Attempt: a}}); err != nil {
-			t.Fatalf("CompleteDeliveries: %v", err)
-		}
+		succeed(t, db, c, ep, now)
 		if v := setting("an outcome"); v != "on" {
 			t.Errorf("round %d: synchronous_commit = %q after an outcome, want on: the relaxed commit leaked out of its transaction", round, v)
 		}
@@ -65,10 +54,10 @@ func TestRelaxedCommitsStayInTheirTransaction(t *testing.T) {
 
 // TestOutcomesCommitWithoutWaitingForTheFlush: an outcome's transaction
 // commits with synchronous_commit off, so its commit record may still wait in
-// PostgreSQL's WAL buffers when CompleteDeliveries returns; a claim's commit
-// (synchronous) never does. The WAL writer flushes within wal_writer_delay, and
-// other sessions may write meanwhile, so the outcome's side is only required
-// to be seen once in several rounds.
+// PostgreSQL's WAL buffers when CompleteDeliveries returns (a synchronous
+// commit returns only once it is flushed). The WAL writer flushes within
+// wal_writer_delay, so this is only required to be seen once in several
+// rounds.
 func TestOutcomesCommitWithoutWaitingForTheFlush(t *testing.T) {
 	t.Parallel()
 	db, org, now := openOneConnection(t)
@@ -84,23 +73,37 @@ func TestOutcomesCommitWithoutWaitingForTheFlush(t *testing.T) {
 	}
 	seen := false
 	for round := 0; round < 10 && !seen; round++ {
-		ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}
-		if _, err := db.Publish(ctx, []*hookd.Event{ev}); err != nil {
-			t.Fatalf("Publish: %v", err)
-		}
-		cs, err := db.ClaimDeliveries(ctx, hookd.ClaimParams{Limit: 10, Now: now, Lease: time.Minute})
-		if err != nil || len(cs) != 1 {
-			t.Fatalf("round %d: ClaimDeliveries = %d claims, %v; want 1", round, len(cs), err)
-		}
-		a := hookd.Attempt{ID: ids.New("att"), Number: 1, URL: ep.URL, StatusCode: 200, CreatedAt: now}
-		if err := db.CompleteDeliveries(ctx, []hookd.Outcome{{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease,
-			Status: hookd.DeliverySucceeded, Attempt: a}}); err != nil {
-			t.Fatalf("CompleteDeliveries: %v", err)
-		}
+		c := publishAndClaim(t, db, org, now)
+		succeed(t, db, c, ep, now)
 		seen = unflushed()
 	}
 	if !seen {
 		t.Error("after each of 10 outcomes the WAL was flushed up to its end: outcomes wait for the flush (synchronous_commit on)")
+	}
+}
+
+// publishAndClaim publishes an event to org's only endpoint and claims its
+// delivery.
+func publishAndClaim(t *testing.T, db *DB, org *hookd.Organization, now time.Time) *hookd.Claim {
+	t.Helper()
+	ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}
+	if _, err := db.Publish(t.Context(), []*hookd.Event{ev}); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	cs, err := db.ClaimDeliveries(t.Context(), hookd.ClaimParams{Limit: 10, Now: now, Lease: time.Minute})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("ClaimDeliveries = %d claims, %v; want 1", len(cs), err)
+	}
+	return cs[0]
+}
+
+// succeed records a successful attempt for c.
+func succeed(t *testing.T, db *DB, c *hookd.Claim, ep *hookd.Endpoint, now time.Time) {
+	t.Helper()
+	a := hookd.Attempt{ID: ids.New("att"), Number: 1, URL: ep.URL, StatusCode: 200, CreatedAt: now}
+	if err := db.CompleteDeliveries(t.Context(), []hookd.Outcome{{DeliveryID: c.Delivery.ID, Lease: c.Lease,
+		Status: hookd.DeliverySucceeded, Attempt: a}}); err != nil {
+		t.Fatalf("CompleteDeliveries: %v", err)
 	}
 }
 
