@@ -160,7 +160,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hook
 	if len(leased) == 0 {
 		return nil, nil
 	}
-	claims, broken, err := db.loadClaims(ctx, leased, endpointsOf(chosen), lease, now)
+	claims, broken, err := db.loadClaims(ctx, leased, chosen, lease, now)
 	if err != nil {
 		db.leases.endSeqs(leased, lease)
 		return nil, fmt.Errorf("claim deliveries: %w", err)
@@ -250,6 +250,10 @@ func (db *DB) dueEndpoints(ctx context.Context) ([]dueEndpoint, error) {
 type chosenDelivery struct {
 	seq      int64
 	endpoint string
+	// limit caps its endpoint's live leases (its max_in_flight and the claim's
+	// caps); 0 for none. leases.take holds it, so that concurrent claims, each
+	// of which saw the same free slots, do not fill them twice.
+	limit int64
 }
 
 // endpointsOf returns the endpoints of the chosen deliveries, each once.
@@ -288,6 +292,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 		free   int64
 		leased []int64 // seqs of its live leases
 		due    int64
+		limit  int64 // its cap on live leases
 	}
 	var cands []candidate
 	for _, ep := range eps {
@@ -309,7 +314,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 		if p.PerEndpoint > 0 {
 			limit = min(limit, int64(p.PerEndpoint))
 		}
-		c := candidate{id: ep.id, fifo: ep.fifo, leased: live[ep.id], due: ep.due.Int64}
+		c := candidate{id: ep.id, fifo: ep.fifo, leased: live[ep.id], due: ep.due.Int64, limit: limit}
 		if c.free = limit - int64(len(c.leased)); c.free > 0 {
 			cands = append(cands, c)
 		}
@@ -329,7 +334,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 		// A delivery another claim leased since live was read is left out by
 		// leases.take.
 		for _, seq := range seqs {
-			out = append(out, chosenDelivery{seq: seq, endpoint: c.id})
+			out = append(out, chosenDelivery{seq: seq, endpoint: c.id, limit: c.limit})
 		}
 	}
 	return out, nil
@@ -417,14 +422,21 @@ func (db *DB) dueSeqs(ctx context.Context, endpoint string, fifo bool, leased []
 }
 
 // loadClaims reads leased deliveries with their events, keeping those still
-// pending and due, and gives each its endpoint if that is enabled (ending the
-// other leases). The endpoints, those of the chosen deliveries, are read and
-// decoded once per claim, not once per delivery. A delivery whose endpoint
-// secret cannot be opened is returned in broken instead.
-func (db *DB) loadClaims(ctx context.Context, seqs []int64, endpoints []string, lease string, now int64) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
-	eps, unusable, err := db.claimEndpoints(ctx, endpoints)
+// pending and due and still of the endpoint they were chosen for, and gives
+// each its endpoint if that is enabled (ending the other leases). (A seq read
+// ahead may name another delivery by now: SQLite reuses the seqs of the last
+// rows once they are deleted, with their endpoint, say.) The endpoints, those
+// of the chosen deliveries, are read and decoded once per claim, not once per
+// delivery. A delivery whose endpoint secret cannot be opened is returned in
+// broken instead.
+func (db *DB) loadClaims(ctx context.Context, seqs []int64, chosen []chosenDelivery, lease string, now int64) ([]*hookd.Claim, []sqlrow.BrokenClaim, error) {
+	eps, unusable, err := db.claimEndpoints(ctx, endpointsOf(chosen))
 	if err != nil {
 		return nil, nil, err
+	}
+	chosenFor := make(map[int64]string, len(chosen)) // seq → the endpoint it was chosen for
+	for _, c := range chosen {
+		chosenFor[c.seq] = c.endpoint
 	}
 	js, _ := json.Marshal(seqs)
 	rows, err := db.rquery(ctx, `SELECT `+sqlrow.ClaimDeliveryColumns+`
@@ -446,6 +458,9 @@ func (db *DB) loadClaims(ctx context.Context, seqs []int64, endpoints []string, 
 		c, seq, err := sqlrow.ScanClaimDelivery(rows, lease)
 		if err != nil {
 			return nil, nil, fmt.Errorf("load claims: %w", err)
+		}
+		if c.Delivery.EndpointID != chosenFor[seq] {
+			continue // not the delivery chosen: its lease ends below
 		}
 		if e := eps[c.Delivery.EndpointID]; e != nil {
 			c.Endpoint = *e // shares the decoded Events and Headers, which no one changes
@@ -550,8 +565,8 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 			if held {
 				res, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, cycle_attempts = cycle_attempts + 1,
 					next_attempt_at = ?, last_status_code = ?, last_error = ?, updated_at = ?
-					WHERE seq = ?`,
-					o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, seq)
+					WHERE seq = ? AND id = ?`, // (the seq of a delivery deleted meanwhile may be another's by now)
+					o.Status, us(o.NextAttemptAt), o.Attempt.StatusCode, o.Attempt.Error, now, seq, o.DeliveryID)
 				if err != nil {
 					return fmt.Errorf("update delivery: %w", err)
 				}
@@ -704,7 +719,7 @@ func (db *DB) ReleaseDeliveries(ctx context.Context, releases []hookd.Release) e
 			if !held {
 				continue
 			}
-			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ? WHERE seq = ?`, us(r.NextAttemptAt), m.seq); err != nil {
+			if _, err := tx.Exec(`UPDATE deliveries SET next_attempt_at = ? WHERE seq = ? AND id = ?`, us(r.NextAttemptAt), m.seq, r.DeliveryID); err != nil {
 				return err
 			}
 		}

@@ -3,6 +3,8 @@ package sqlite_test
 import (
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,4 +156,54 @@ func TestClaimsReadAhead(t *testing.T) {
 	}
 	disable(true)
 	claim("enabled again: read anew", 10, 3, 4)
+}
+
+// TestConcurrentClaimsHoldMaxInFlight: claims running at once, each of which
+// sees the same free slots and takes different deliveries read ahead, never
+// lease more of an endpoint than its max_in_flight between them.
+func TestConcurrentClaimsHoldMaxInFlight(t *testing.T) {
+	t.Parallel()
+	const claims, maxInFlight = 8, 2
+	for round := range 10 {
+		db := openAt(t, filepath.Join(t.TempDir(), "hookd.db"))
+		f := newFixture(t, db)
+		var evs []*hookd.Event
+		for range 100 {
+			evs = append(evs, f.event("a.b", base))
+		}
+		mustPublish(t, db, evs...)
+		now := base.Add(time.Second)
+		params := hookd.ClaimParams{Limit: 100, Now: now, Lease: time.Hour, MaxInFlight: maxInFlight}
+		// A first claim reads ahead; its outcomes free the slots again.
+		cs, err := db.ClaimDeliveries(t.Context(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var outs []hookd.Outcome
+		for _, c := range cs {
+			outs = append(outs, hookd.Outcome{DeliveryID: c.Delivery.ID, Lease: c.Lease, Status: hookd.DeliverySucceeded,
+				Attempt: hookd.Attempt{ID: ids.New("att"), Number: 1, URL: f.ep.URL, StatusCode: 200, CreatedAt: now}})
+		}
+		if err := db.CompleteDeliveries(t.Context(), outs); err != nil {
+			t.Fatal(err)
+		}
+		var total atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range claims {
+			wg.Go(func() {
+				<-start
+				cs, err := db.ClaimDeliveries(t.Context(), params)
+				if err != nil {
+					t.Error(err)
+				}
+				total.Add(int64(len(cs)))
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := total.Load(); n > maxInFlight {
+			t.Fatalf("round %d: %d concurrent claims leased %d deliveries of an endpoint with max_in_flight %d", round, claims, n, maxInFlight)
+		}
+	}
 }
