@@ -149,16 +149,24 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 // walking the queue never holds up writes; leases in memory (see leases) what no
 // live lease holds; and loads the claims on a reader again, keeping only those
 // still pending, due and on an enabled endpoint.
+//
+// Claims choose and lease one at a time (db.choosing): each then sees the
+// leases of the one before, so that concurrent claims never choose the same
+// deliveries or share out the read-ahead between them and come back with less
+// than there is (the engine claims from one goroutine, so this costs it
+// nothing).
 func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
-	chosen, err := db.chooseDue(ctx, p)
-	if err != nil || len(chosen) == 0 {
-		return nil, err
-	}
 	lease := ids.New("lease")
 	now := us(p.Now)
-	leased := db.leases.take(chosen, lease, us(p.Now.Add(p.Lease)), now)
-	if len(leased) == 0 {
-		return nil, nil
+	db.choosing.Lock()
+	chosen, err := db.chooseDue(ctx, p)
+	var leased []int64
+	if err == nil {
+		leased = db.leases.take(chosen, lease, us(p.Now.Add(p.Lease)), now)
+	}
+	db.choosing.Unlock()
+	if err != nil || len(leased) == 0 {
+		return nil, err
 	}
 	claims, broken, err := db.loadClaims(ctx, leased, chosen, lease, now)
 	if err != nil {

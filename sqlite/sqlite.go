@@ -92,6 +92,9 @@ type DB struct {
 	// goroutine). See dueEndpoints.
 	gen     atomic.Uint64
 	moreDue bool
+	// choosing is held by a claim while it chooses and leases (see
+	// ClaimDeliveries).
+	choosing sync.Mutex
 	// due is the claims' last summary of the endpoints with pending work.
 	due struct {
 		mu      sync.Mutex
