@@ -12,6 +12,74 @@ import (
 	"github.com/hookd/hookd/secret"
 )
 
+// reuseFixture is a store (deleting endpoints' deliveries in chunks of
+// deleteChunk) with an organization, for the tests of reused seqs.
+type reuseFixture struct {
+	t   *testing.T
+	db  *DB
+	org *hookd.Organization
+	now time.Time
+}
+
+func newReuseFixture(t *testing.T, deleteChunk int) *reuseFixture {
+	t.Helper()
+	s, err := secret.NewSealer(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(context.Background(), Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: s, DeleteChunk: deleteChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &reuseFixture{t: t, db: db, now: time.Now().Truncate(time.Microsecond)}
+	f.org = &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: f.now}
+	if err := db.CreateOrganization(context.Background(), f.org); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// endpoint creates an enabled, unordered endpoint subscribed to typ.
+func (f *reuseFixture) endpoint(typ string, maxInFlight int) *hookd.Endpoint {
+	f.t.Helper()
+	e := &hookd.Endpoint{ID: ids.New("ep"), OrgID: f.org.ID, URL: "https://receiver.example.com/", Events: []string{typ}, Enabled: true,
+		SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: hookd.OrderingUnordered,
+		Secret: "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", MaxInFlight: maxInFlight, CreatedAt: f.now, UpdatedAt: f.now}
+	if err := f.db.CreateEndpoint(context.Background(), e); err != nil {
+		f.t.Fatal(err)
+	}
+	return e
+}
+
+// publish publishes n events of type typ, one at a time.
+func (f *reuseFixture) publish(typ string, n int) {
+	f.t.Helper()
+	for range n {
+		ev := &hookd.Event{ID: ids.New("evt"), OrgID: f.org.ID, Type: typ, Data: json.RawMessage(`{}`), CreatedAt: f.now}
+		if _, err := f.db.Publish(context.Background(), []*hookd.Event{ev}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// claim claims with p, now, for an hour.
+func (f *reuseFixture) claim(p hookd.ClaimParams) []*hookd.Claim {
+	f.t.Helper()
+	p.Now, p.Lease = time.Now(), time.Hour
+	cs, err := f.db.ClaimDeliveries(context.Background(), p)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return cs
+}
+
+// succeed records a successful attempt for c.
+func (f *reuseFixture) succeed(c *hookd.Claim) error {
+	return f.db.CompleteDeliveries(context.Background(), []hookd.Outcome{{DeliveryID: c.Delivery.ID, Lease: c.Lease, Status: hookd.DeliverySucceeded,
+		Attempt: hookd.Attempt{ID: ids.New("att"), Number: 1, URL: "https://receiver.example.com/", StatusCode: 200, CreatedAt: f.now}}})
+}
+
 // TestReadAheadOfADeletedEndpoint: seqs read ahead for an endpoint that is
 // then deleted may name other deliveries by the time a claim takes them
 // (SQLite reuses the seqs of the last rows once they are deleted); a claim
@@ -19,67 +87,25 @@ import (
 // endpoint's max_in_flight.
 func TestReadAheadOfADeletedEndpoint(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s, err := secret.NewSealer(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: s, DeleteChunk: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	now := time.Now().Truncate(time.Microsecond)
-	o := &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: now}
-	if err := db.CreateOrganization(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	endpoint := func(typ string, maxInFlight int) *hookd.Endpoint {
-		t.Helper()
-		e := &hookd.Endpoint{ID: ids.New("ep"), OrgID: o.ID, URL: "https://receiver.example.com/", Events: []string{typ}, Enabled: true,
-			SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: hookd.OrderingUnordered,
-			Secret: "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", MaxInFlight: maxInFlight, CreatedAt: now, UpdatedAt: now}
-		if err := db.CreateEndpoint(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	gone, other := endpoint("one", 0), endpoint("two", 1)
-	publish := func(typ string, n int) {
-		t.Helper()
-		for range n {
-			ev := &hookd.Event{ID: ids.New("evt"), OrgID: o.ID, Type: typ, Data: json.RawMessage(`{}`), CreatedAt: now}
-			if _, err := db.Publish(ctx, []*hookd.Event{ev}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	claim := func(p hookd.ClaimParams) []*hookd.Claim {
-		t.Helper()
-		p.Now, p.Lease = time.Now(), time.Hour
-		cs, err := db.ClaimDeliveries(ctx, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cs
-	}
-	publish("one", 3)
-	cs := claim(hookd.ClaimParams{Limit: 10, Caps: map[string]int{gone.ID: 1}})
+	f := newReuseFixture(t, 3)
+	db := f.db
+	gone, other := f.endpoint("one", 0), f.endpoint("two", 1)
+	f.publish("one", 3)
+	cs := f.claim(hookd.ClaimParams{Limit: 10, Caps: map[string]int{gone.ID: 1}})
 	if len(cs) != 1 || len(db.due.ahead[gone.ID]) != 2 {
 		t.Fatalf("%d claims, %d deliveries read ahead; want 1 and 2", len(cs), len(db.due.ahead[gone.ID]))
 	}
-	if err := db.CompleteDeliveries(ctx, []hookd.Outcome{{DeliveryID: cs[0].Delivery.ID, Lease: cs[0].Lease, Status: hookd.DeliverySucceeded,
-		Attempt: hookd.Attempt{ID: ids.New("att"), Number: 1, URL: gone.URL, StatusCode: 200, CreatedAt: now}}}); err != nil {
+	if err := f.succeed(cs[0]); err != nil {
 		t.Fatal(err)
 	}
 	var got []*hookd.Claim
 	db.deleted = func() { // after the first chunk: the endpoint's deliveries are gone, it is not yet
 		db.deleted = nil
-		publish("two", 3) // reuses the deleted deliveries' seqs
-		publish("one", 1) // the endpoint still has pending work: its read-ahead is kept
-		got = claim(hookd.ClaimParams{Limit: 10})
+		f.publish("two", 3) // reuses the deleted deliveries' seqs
+		f.publish("one", 1) // the endpoint still has pending work: its read-ahead is kept
+		got = f.claim(hookd.ClaimParams{Limit: 10})
 	}
-	if err := db.DeleteEndpoint(ctx, o.ID, gone.ID); err != nil {
+	if err := db.DeleteEndpoint(context.Background(), f.org.ID, gone.ID); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -103,69 +129,30 @@ func TestReadAheadOfADeletedEndpoint(t *testing.T) {
 // old lease, so that the new delivery can be claimed.
 func TestOutcomeOfADeliveryWhoseSeqWasReused(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s, err := secret.NewSealer(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	now := time.Now().Truncate(time.Microsecond)
-	o := &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: now}
-	if err := db.CreateOrganization(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	endpoint := func() *hookd.Endpoint {
-		t.Helper()
-		e := &hookd.Endpoint{ID: ids.New("ep"), OrgID: o.ID, URL: "https://receiver.example.com/", Events: []string{"*"}, Enabled: true,
-			SignatureScheme: "standard-webhooks", Payload: hookd.PayloadEnvelope, Ordering: hookd.OrderingUnordered,
-			Secret: "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", CreatedAt: now, UpdatedAt: now}
-		if err := db.CreateEndpoint(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	publish := func() {
-		t.Helper()
-		ev := &hookd.Event{ID: ids.New("evt"), OrgID: o.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}
-		if _, err := db.Publish(ctx, []*hookd.Event{ev}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	claim := func() []*hookd.Claim {
-		t.Helper()
-		cs, err := db.ClaimDeliveries(ctx, hookd.ClaimParams{Limit: 10, Now: time.Now(), Lease: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cs
-	}
-	gone := endpoint()
-	publish()
-	old := claim()
+	f := newReuseFixture(t, 0)
+	db := f.db
+	gone := f.endpoint("*", 0)
+	f.publish("a.b", 1)
+	old := f.claim(hookd.ClaimParams{Limit: 10})
 	if len(old) != 1 {
 		t.Fatalf("%d claims, want 1", len(old))
 	}
-	if err := db.DeleteEndpoint(ctx, o.ID, gone.ID); err != nil {
+	if err := db.DeleteEndpoint(context.Background(), f.org.ID, gone.ID); err != nil {
 		t.Fatal(err)
 	}
-	endpoint()
-	publish()
+	f.endpoint("*", 0)
+	f.publish("a.b", 1)
 	var seq int64
-	if err := db.r.QueryRowContext(ctx, `SELECT seq FROM deliveries`).Scan(&seq); err != nil {
+	if err := db.r.QueryRowContext(context.Background(), `SELECT seq FROM deliveries`).Scan(&seq); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := db.leases.holds(old[0].Delivery.ID, old[0].Lease); m.seq != seq {
 		t.Fatalf("SQLite gave the new delivery seq %d, not the deleted one's %d: the test no longer reuses a seq", seq, m.seq)
 	}
-	if err := db.CompleteDeliveries(ctx, []hookd.Outcome{{DeliveryID: old[0].Delivery.ID, Lease: old[0].Lease, Status: hookd.DeliverySucceeded,
-		Attempt: hookd.Attempt{ID: ids.New("att"), Number: 1, URL: gone.URL, StatusCode: 200, CreatedAt: now}}}); err != nil {
+	if err := f.succeed(old[0]); err != nil {
 		t.Fatalf("outcome of the deleted delivery: %v", err)
 	}
-	cs := claim()
+	cs := f.claim(hookd.ClaimParams{Limit: 10})
 	if len(cs) != 1 || cs[0].Delivery.Status != hookd.DeliveryPending || cs[0].Delivery.Attempts != 0 {
 		t.Fatalf("after the deleted delivery's outcome: %d claims (%+v), want the new delivery, pending with no attempt", len(cs), cs)
 	}
