@@ -150,7 +150,7 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 // live lease holds; and loads the claims on a reader again, keeping only those
 // still pending, due and on an enabled endpoint.
 //
-// Claims choose and lease one at a time (db.choosing): each then sees the
+// Claims choose and lease one at a time (db.due.mu): each then sees the
 // leases of the one before, so that concurrent claims never choose the same
 // deliveries or share out the read-ahead between them and come back with less
 // than there is (the engine claims from one goroutine, so this costs it
@@ -158,13 +158,13 @@ func (db *DB) Replay(ctx context.Context, p hookd.ReplayParams) (int, error) {
 func (db *DB) ClaimDeliveries(ctx context.Context, p hookd.ClaimParams) ([]*hookd.Claim, error) {
 	lease := ids.New("lease")
 	now := us(p.Now)
-	db.choosing.Lock()
+	db.due.mu.Lock()
 	chosen, err := db.chooseDue(ctx, p)
 	var leased []int64
 	if err == nil {
 		leased = db.leases.take(chosen, lease, us(p.Now.Add(p.Lease)), now)
 	}
-	db.choosing.Unlock()
+	db.due.mu.Unlock()
 	if err != nil || len(leased) == 0 {
 		return nil, err
 	}
@@ -204,16 +204,12 @@ const dueTTL = 25 * time.Millisecond
 // events or FIFO successor). Meanwhile the summary can only be behind on work
 // that went away (attempted, postponed, its endpoint disabled or deleted),
 // which each endpoint's own query for due deliveries, and the claim's loading
-// of them, see.
+// of them, see. db.due.mu must be held.
 func (db *DB) dueEndpoints(ctx context.Context) ([]dueEndpoint, error) {
 	gen := db.gen.Load() // before the query: a commit after it makes the summary stale
-	db.due.mu.Lock()
 	if db.due.gen == gen && time.Since(db.due.at) < db.due.ttl && db.due.eps != nil {
-		eps := db.due.eps
-		db.due.mu.Unlock()
-		return eps, nil
+		return db.due.eps, nil
 	}
-	db.due.mu.Unlock()
 	db.due.queries.Add(1)
 	rows, err := db.rquery(ctx, `
 		WITH RECURSIVE eps(id) AS (
@@ -241,7 +237,6 @@ func (db *DB) dueEndpoints(ctx context.Context) ([]dueEndpoint, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("choose due endpoints: %w", err)
 	}
-	db.due.mu.Lock()
 	db.due.gen, db.due.at, db.due.eps = gen, time.Now(), eps
 	// Read-ahead is kept only for endpoints that are still enabled, unordered
 	// and with pending work.
@@ -250,7 +245,6 @@ func (db *DB) dueEndpoints(ctx context.Context) ([]dueEndpoint, error) {
 		keep[ep.id] = !ep.fifo
 	}
 	maps.DeleteFunc(db.due.ahead, func(id string, _ []int64) bool { return !keep[id] })
-	db.due.mu.Unlock()
 	return eps, nil
 }
 
@@ -258,10 +252,6 @@ func (db *DB) dueEndpoints(ctx context.Context) ([]dueEndpoint, error) {
 type chosenDelivery struct {
 	seq      int64
 	endpoint string
-	// limit caps its endpoint's live leases (its max_in_flight and the claim's
-	// caps); 0 for none. leases.take holds it, so that concurrent claims, each
-	// of which saw the same free slots, do not fill them twice.
-	limit int64
 }
 
 // endpointsOf returns the endpoints of the chosen deliveries, each once.
@@ -281,7 +271,7 @@ func endpointsOf(chosen []chosenDelivery) []string {
 // endpoints with pending work (dueEndpoints), it takes the ones with
 // something due and free capacity (cap less live leases), oldest due first, and
 // from each at most its free capacity of due, unleased deliveries (for a FIFO
-// endpoint, its head only).
+// endpoint, its head only). db.due.mu must be held.
 func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDelivery, error) {
 	now := us(p.Now)
 	live := db.leases.live(now)
@@ -300,7 +290,6 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 		free   int64
 		leased []int64 // seqs of its live leases
 		due    int64
-		limit  int64 // its cap on live leases
 	}
 	var cands []candidate
 	for _, ep := range eps {
@@ -322,7 +311,7 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 		if p.PerEndpoint > 0 {
 			limit = min(limit, int64(p.PerEndpoint))
 		}
-		c := candidate{id: ep.id, fifo: ep.fifo, leased: live[ep.id], due: ep.due.Int64, limit: limit}
+		c := candidate{id: ep.id, fifo: ep.fifo, leased: live[ep.id], due: ep.due.Int64}
 		if c.free = limit - int64(len(c.leased)); c.free > 0 {
 			cands = append(cands, c)
 		}
@@ -339,10 +328,8 @@ func (db *DB) chooseDue(ctx context.Context, p hookd.ClaimParams) ([]chosenDeliv
 		if err != nil {
 			return nil, fmt.Errorf("choose due deliveries: %w", err)
 		}
-		// A delivery another claim leased since live was read is left out by
-		// leases.take.
 		for _, seq := range seqs {
-			out = append(out, chosenDelivery{seq: seq, endpoint: c.id, limit: c.limit})
+			out = append(out, chosenDelivery{seq: seq, endpoint: c.id})
 		}
 	}
 	return out, nil
@@ -367,11 +354,11 @@ const (
 // claimed here (the endpoint disabled meanwhile, say), and the claim's loading
 // of the rows, which keeps only those still pending and due, leaves those out.
 // Deliveries that became due since the read are taken once what was read is
-// used up: oldest due first holds for each read, not across reads.
+// used up: oldest due first holds for each read, not across reads. db.due.mu
+// must be held.
 func (db *DB) dueSeqs(ctx context.Context, endpoint string, fifo bool, leased []int64, want, now int64) ([]int64, error) {
 	var out []int64
 	if !fifo {
-		db.due.mu.Lock()
 		ahead := db.due.ahead[endpoint]
 		k := min(int64(len(ahead)), want)
 		out = append(out, ahead[:k]...)
@@ -380,7 +367,6 @@ func (db *DB) dueSeqs(ctx context.Context, endpoint string, fifo bool, leased []
 		} else {
 			db.due.ahead[endpoint] = ahead
 		}
-		db.due.mu.Unlock()
 		if int64(len(out)) == want {
 			return out, nil
 		}
@@ -419,12 +405,8 @@ func (db *DB) dueSeqs(ctx context.Context, endpoint string, fifo bool, leased []
 	}
 	k := min(int64(len(read)), want-int64(len(out)))
 	out = append(out, read[:k]...)
-	if rest := read[k:]; len(rest) > 0 {
-		db.due.mu.Lock()
-		if len(db.due.ahead) < maxReadAhead {
-			db.due.ahead[endpoint] = rest
-		}
-		db.due.mu.Unlock()
+	if rest := read[k:]; len(rest) > 0 && len(db.due.ahead) < maxReadAhead {
+		db.due.ahead[endpoint] = rest
 	}
 	return out, nil
 }

@@ -15,9 +15,6 @@ type leases struct {
 	mu   sync.Mutex
 	seqs map[int64]*memLease  // by delivery seq
 	ids  map[string]*memLease // by delivery id, once the claim is loaded
-	// per counts the leases of each endpoint (those run out too, until they
-	// are dropped).
-	per map[string]int64
 }
 
 type memLease struct {
@@ -30,7 +27,7 @@ type memLease struct {
 }
 
 func newLeases() *leases {
-	return &leases{seqs: map[int64]*memLease{}, ids: map[string]*memLease{}, per: map[string]int64{}}
+	return &leases{seqs: map[int64]*memLease{}, ids: map[string]*memLease{}}
 }
 
 // live returns, per endpoint, the seqs of its deliveries leased at now; it
@@ -65,9 +62,8 @@ func (l *leases) leasedID(id string, now int64) bool {
 	return m != nil && m.until > now
 }
 
-// take leases each chosen delivery that no live lease holds, as long as its
-// endpoint has fewer leases than the delivery's limit, and returns their seqs,
-// in the order given.
+// take leases each chosen delivery that no live lease holds and returns their
+// seqs, in the order given.
 func (l *leases) take(chosen []chosenDelivery, lease string, until, now int64) []int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -79,11 +75,7 @@ func (l *leases) take(chosen []chosenDelivery, lease string, until, now int64) [
 			}
 			l.dropLocked(c.seq, m)
 		}
-		if c.limit > 0 && l.per[c.endpoint] >= c.limit {
-			continue
-		}
 		l.seqs[c.seq] = &memLease{seq: c.seq, endpoint: c.endpoint, lease: lease, until: until}
-		l.per[c.endpoint]++
 		out = append(out, c.seq)
 	}
 	return out
@@ -157,9 +149,6 @@ func (l *leases) endSeqs(seqs []int64, lease string) {
 
 func (l *leases) dropLocked(seq int64, m *memLease) {
 	delete(l.seqs, seq)
-	if l.per[m.endpoint]--; l.per[m.endpoint] <= 0 {
-		delete(l.per, m.endpoint)
-	}
 	if m.id != "" && l.ids[m.id] == m {
 		delete(l.ids, m.id)
 	}

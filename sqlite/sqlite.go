@@ -92,10 +92,10 @@ type DB struct {
 	// goroutine). See dueEndpoints.
 	gen     atomic.Uint64
 	moreDue bool
-	// choosing is held by a claim while it chooses and leases (see
+	// due is what claims keep between them: the last summary of the
+	// endpoints with pending work, and the deliveries read ahead. mu guards
+	// it, and is held by a claim while it chooses and leases (see
 	// ClaimDeliveries).
-	choosing sync.Mutex
-	// due is the claims' last summary of the endpoints with pending work.
 	due struct {
 		mu      sync.Mutex
 		gen     uint64 // db.gen when it was read
