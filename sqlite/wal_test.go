@@ -1,0 +1,96 @@
+package sqlite
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hookd/hookd/secret"
+)
+
+// openWAL opens a store in a new directory and returns it with its WAL file's
+// path and a function that commits n MiB in commits of 1 MiB each (relaxed,
+// as outcomes are) to a scratch table.
+func openWAL(t *testing.T) (db *DB, wal string, writeMiB func(n int)) {
+	t.Helper()
+	s, err := secret.NewSealer(bytes.Repeat([]byte{0x5a}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "hookd.db")
+	db, err = Open(t.Context(), Config{Path: path, Sealer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.write(t.Context(), func(tx wtx) error {
+		_, err := tx.Exec(`CREATE TABLE scratch (b BLOB)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	blob := bytes.Repeat([]byte{0xa5}, 1<<20)
+	return db, path + "-wal", func(n int) {
+		t.Helper()
+		for range n {
+			if err := db.writeRelaxed(t.Context(), func(tx wtx) error {
+				_, err := tx.Exec(`INSERT INTO scratch (b) VALUES (?)`, blob)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func walSize(t *testing.T, wal string) int64 {
+	t.Helper()
+	fi, err := os.Stat(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestWALCheckpointsLessOften: the writer lets the WAL grow to
+// walCheckpointPages before it checkpoints and starts it over, not to SQLite's
+// default of 1,000 pages (4 MiB), after which it would have started over and
+// never grown past ~5 MiB.
+func TestWALCheckpointsLessOften(t *testing.T) {
+	t.Parallel()
+	_, wal, writeMiB := openWAL(t)
+	writeMiB(12)
+	if got, want := walSize(t, wal), int64(12<<20); got < want {
+		t.Fatalf("WAL after 12 MiB of commits = %.1f MiB, want ≥ %d MiB: it was checkpointed and started over early",
+			float64(got)/(1<<20), want>>20)
+	}
+}
+
+// TestWALTrimmedWhenStartedOver: while a read holds an old snapshot, no
+// checkpoint can start the WAL over and it grows past walCheckpointPages; once
+// the read ends, the next checkpoint starts it over and trims the file to
+// walSizeLimit instead of keeping its largest size for good.
+func TestWALTrimmedWhenStartedOver(t *testing.T) {
+	t.Parallel()
+	db, wal, writeMiB := openWAL(t)
+	rtx, err := db.r.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rtx.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&n); err != nil { // takes the snapshot
+		t.Fatal(err)
+	}
+	writeMiB(walSizeLimit>>20 + 16)
+	if got := walSize(t, wal); got <= walSizeLimit {
+		t.Fatalf("WAL under a long read = %d MiB, want > %d MiB (the test needs it to grow)", got>>20, walSizeLimit>>20)
+	}
+	if err := rtx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	writeMiB(2) // the first checkpoints all; the next starts the WAL over
+	if got := walSize(t, wal); got > walSizeLimit+2<<20 {
+		t.Fatalf("WAL after the read ended = %d MiB, want ≤ %d MiB", got>>20, (walSizeLimit+2<<20)>>20)
+	}
+}
