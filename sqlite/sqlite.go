@@ -222,20 +222,17 @@ func (db *DB) rqueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 
 var errClosed = errors.New("sqlite: store is closed")
 
-// walCheckpointPages is how many pages the WAL holds before the writer
-// copies them into the database file (SQLite's default is 1,000, 4 MiB). A
-// checkpoint copies each page once however often it changed since the last,
-// and syncs the database file: the pages that every commit rewrites (the tails
-// of the queue's indexes, the newest attempts) are copied an eighth as often,
-// and a large group commit no longer sets one off nearly every time. In
-// burst, three interleaved pairs against 1,000 pages: hookd's CPU time -11 %,
-// single publishes x1.09, batches x1.12, delivery x1.05 (medians).
-const walCheckpointPages = 8192
-
 // walSizeLimit is the size the writer trims the WAL file back to when it
-// starts it over. The WAL grows past walCheckpointPages while a read (a
-// claim, a listing) holds an older snapshot, since a checkpoint cannot reset
-// it then; without a limit the file would keep its largest size for good.
+// starts it over. The WAL grows past SQLite's checkpoint threshold (1,000
+// pages) while a read (a claim, a listing) holds an older snapshot, since a
+// checkpoint cannot start it over then; without a limit the file would keep
+// its largest size for good.
+//
+// (Checkpointing every 8,192 pages instead cut hookd's CPU time by a tenth,
+// but a checkpoint runs inside the writer's commit and syncs the database
+// file: with a million deliveries pending, copying 32 MiB of scattered pages
+// held every write for ~100 ms, and publish latency p99 rose 5×. See
+// docs/performance.md, seventh round.)
 const walSizeLimit = 64 << 20
 
 // Open opens (creating and migrating if needed) the database at cfg.Path and starts
@@ -270,10 +267,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	// The writer's page cache holds what a large group commit (a batch of
 	// events fanned out to many endpoints) dirties, so that it does not spill
 	// pages to the WAL before the commit: 32 MiB at most, used only as needed.
-	// It checkpoints the WAL every walCheckpointPages pages and trims it back
-	// to walSizeLimit when it restarts it (see there).
-	w, err := sql.Open("sqlite", dsn(fmt.Sprintf("&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)",
-		walCheckpointPages, walSizeLimit)))
+	// It trims the WAL back to walSizeLimit when it starts it over.
+	w, err := sql.Open("sqlite", dsn(fmt.Sprintf("&_pragma=cache_size(-32768)&_pragma=journal_size_limit(%d)", walSizeLimit)))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}

@@ -53,22 +53,8 @@ func walSize(t *testing.T, wal string) int64 {
 	return fi.Size()
 }
 
-// TestWALCheckpointsLessOften: the writer lets the WAL grow to
-// walCheckpointPages before it checkpoints and starts it over, not to SQLite's
-// default of 1,000 pages (4 MiB), after which it would have started over and
-// never grown past ~5 MiB.
-func TestWALCheckpointsLessOften(t *testing.T) {
-	t.Parallel()
-	_, wal, writeMiB := openWAL(t)
-	writeMiB(12)
-	if got, want := walSize(t, wal), int64(12<<20); got < want {
-		t.Fatalf("WAL after 12 MiB of commits = %.1f MiB, want ≥ %d MiB: it was checkpointed and started over early",
-			float64(got)/(1<<20), want>>20)
-	}
-}
-
 // TestWALTrimmedWhenStartedOver: while a read holds an old snapshot, no
-// checkpoint can start the WAL over and it grows past walCheckpointPages; once
+// checkpoint can start the WAL over and it grows past the checkpoint threshold; once
 // the read ends, the next checkpoint starts it over and trims the file to
 // walSizeLimit instead of keeping its largest size for good.
 func TestWALTrimmedWhenStartedOver(t *testing.T) {
