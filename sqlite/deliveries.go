@@ -544,7 +544,8 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 		}
 		headers[i] = h
 	}
-	err := db.writeRelaxed(ctx, func(tx wtx) error {
+	// (It may run twice: see writeOp.rerun.)
+	err := db.submit(ctx, writeOp{done: make(chan error, 1), relaxed: true, rerun: true, fn: func(tx wtx) error {
 		p := newPublisher(tx)
 		for i := range outcomes {
 			o := &outcomes[i]
@@ -609,7 +610,7 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 			}
 		}
 		return nil
-	})
+	}})
 	if err != nil {
 		return fmt.Errorf("complete deliveries: %w", err)
 	}

@@ -180,7 +180,8 @@ func (p *publisher) insertDelivery(id string, ev *hookd.Event, eventSeq int64, e
 // Publish implements hookd.Store.
 func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	var results []hookd.PublishResult
-	err := db.write(ctx, func(tx wtx) error {
+	// (It may run twice: see writeOp.rerun. The second run sets every result again.)
+	err := db.submit(ctx, writeOp{done: make(chan error, 1), rerun: true, fn: func(tx wtx) error {
 		p := newPublisher(tx)
 		results = make([]hookd.PublishResult, len(events))
 		for i, ev := range events {
@@ -194,7 +195,7 @@ func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.Publi
 			results[i] = r
 		}
 		return p.settleUsage()
-	})
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}

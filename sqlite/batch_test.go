@@ -1,0 +1,177 @@
+package sqlite
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookd/hookd/secret"
+)
+
+// batchFixture is a store with a scratch table, and a way to have the writer
+// take several writes in one batch.
+type batchFixture struct {
+	t  *testing.T
+	db *DB
+}
+
+func newBatchFixture(t *testing.T) *batchFixture {
+	t.Helper()
+	s, err := secret.NewSealer(bytes.Repeat([]byte{0x5a}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.write(t.Context(), func(tx wtx) error {
+		_, err := tx.Exec(`CREATE TABLE scratch (v TEXT)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return &batchFixture{t: t, db: db}
+}
+
+// scratchOp is a write that inserts v into scratch, counting its runs, and then fails
+// with fail if set.
+type scratchOp struct {
+	v     string
+	rerun bool
+	fail  error
+	runs  atomic.Int32
+}
+
+// batch submits ops while the writer is held by another write, so that the
+// writer takes them all, in their order, in its next batch, and returns each
+// op's result.
+func (f *batchFixture) batch(ops ...*scratchOp) []error {
+	f.t.Helper()
+	started, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- f.db.write(f.t.Context(), func(tx wtx) error {
+			close(started)
+			<-release
+			return nil
+		})
+	}()
+	<-started
+	errs := make([]error, len(ops))
+	var wg sync.WaitGroup
+	for i, o := range ops {
+		wg.Go(func() {
+			errs[i] = f.db.submit(f.t.Context(), writeOp{done: make(chan error, 1), rerun: o.rerun, fn: func(tx wtx) error {
+				o.runs.Add(1)
+				if _, err := tx.Exec(`INSERT INTO scratch (v) VALUES (?)`, o.v); err != nil {
+					return err
+				}
+				return o.fail
+			}})
+		})
+		// One at a time, so that the batch runs them in this order.
+		for deadline := time.Now().Add(5 * time.Second); len(f.db.ops) < i+1; {
+			if time.Now().After(deadline) {
+				f.t.Fatalf("%d of %d writes queued", len(f.db.ops), i+1)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	close(release)
+	wg.Wait()
+	if err := <-held; err != nil {
+		f.t.Fatal(err)
+	}
+	return errs
+}
+
+// stored returns the values in scratch, sorted.
+func (f *batchFixture) stored() []string {
+	f.t.Helper()
+	rows, err := f.db.r.QueryContext(f.t.Context(), `SELECT v FROM scratch ORDER BY v`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rows.Close()
+	var vs []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			f.t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		f.t.Fatal(err)
+	}
+	return vs
+}
+
+// TestBatchFailureUndoesOnlyItsOp: whichever way the writer runs a batch (a
+// savepoint around each op, or none and the batch again with savepoints if an
+// op fails), an op that fails leaves nothing behind and its caller gets its
+// error, while the others commit once each.
+func TestBatchFailureUndoesOnlyItsOp(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	for _, c := range []struct {
+		name  string
+		rerun bool
+		runs  []int32 // how often each op runs
+	}{
+		// Without savepoints, a and b run, b fails; then all three with.
+		{"ops that can run again: run again, with savepoints", true, []int32{2, 2, 1}},
+		{"ops that cannot: savepoints from the start", false, []int32{1, 1, 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newBatchFixture(t)
+			ops := []*scratchOp{{v: "a", rerun: c.rerun}, {v: "b", rerun: c.rerun, fail: boom}, {v: "c", rerun: c.rerun}}
+			errs := f.batch(ops...)
+			for i, o := range ops {
+				if !errors.Is(errs[i], o.fail) {
+					t.Errorf("op %s: %v, want %v", o.v, errs[i], o.fail)
+				}
+				if o.runs.Load() != c.runs[i] {
+					t.Errorf("op %s ran %d times, want %d", o.v, o.runs.Load(), c.runs[i])
+				}
+			}
+			if got := f.stored(); !slices.Equal(got, []string{"a", "c"}) {
+				t.Fatalf("stored %q, want [a c]", got)
+			}
+		})
+	}
+}
+
+// TestBatchesWithoutFailureRunOnce: a batch of ops that can run again, none
+// failing, runs each op once (without savepoints) and commits them all; so
+// does a batch of one op, and one op that fails leaves nothing behind and the
+// writer ready for the next.
+func TestBatchesWithoutFailureRunOnce(t *testing.T) {
+	t.Parallel()
+	f := newBatchFixture(t)
+	ops := []*scratchOp{{v: "a", rerun: true}, {v: "b", rerun: true}, {v: "c", rerun: true}}
+	for i, err := range f.batch(ops...) {
+		if err != nil || ops[i].runs.Load() != 1 {
+			t.Errorf("op %s: %v after %d runs, want nil after 1", ops[i].v, err, ops[i].runs.Load())
+		}
+	}
+	boom := errors.New("boom")
+	alone := &scratchOp{v: "d", fail: boom}
+	if errs := f.batch(alone); !errors.Is(errs[0], boom) || alone.runs.Load() != 1 {
+		t.Errorf("a failing op alone: %v after %d runs, want boom after 1", errs[0], alone.runs.Load())
+	}
+	next := &scratchOp{v: "e"}
+	if errs := f.batch(next); errs[0] != nil {
+		t.Errorf("the op after it: %v", errs[0])
+	}
+	if got := f.stored(); !slices.Equal(got, []string{"a", "b", "c", "e"}) {
+		t.Fatalf("stored %q, want [a b c e]", got)
+	}
+}
