@@ -5,11 +5,13 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/secret"
 )
 
@@ -40,13 +42,15 @@ func newBatchFixture(t *testing.T) *batchFixture {
 	return &batchFixture{t: t, db: db}
 }
 
-// scratchOp is a write that inserts v into scratch, counting its runs, and then fails
-// with fail if set.
+// scratchOp is a write that inserts v into scratch, counting its runs, calls
+// also (if set) with its run's number, and then fails with fail if set.
 type scratchOp struct {
 	v     string
 	rerun bool
 	fail  error
+	also  func(tx wtx, run int32)
 	runs  atomic.Int32
+	told  atomic.Bool // its caller has its result
 }
 
 // batch submits ops while the writer is held by another write, so that the
@@ -69,12 +73,16 @@ func (f *batchFixture) batch(ops ...*scratchOp) []error {
 	for i, o := range ops {
 		wg.Go(func() {
 			errs[i] = f.db.submit(f.t.Context(), writeOp{done: make(chan error, 1), rerun: o.rerun, fn: func(tx wtx) error {
-				o.runs.Add(1)
+				run := o.runs.Add(1)
 				if _, err := tx.Exec(`INSERT INTO scratch (v) VALUES (?)`, o.v); err != nil {
 					return err
 				}
+				if o.also != nil {
+					o.also(tx, run)
+				}
 				return o.fail
 			}})
+			o.told.Store(true)
 		})
 		// One at a time, so that the batch runs them in this order.
 		for deadline := time.Now().Add(5 * time.Second); len(f.db.ops) < i+1; {
@@ -115,24 +123,48 @@ func (f *batchFixture) stored() []string {
 }
 
 // TestBatchFailureUndoesOnlyItsOp: whichever way the writer runs a batch (a
-// savepoint around each op, or none and the batch again with savepoints if an
-// op fails), an op that fails leaves nothing behind and its caller gets its
-// error, while the others commit once each.
+// savepoint around each op; or none, and on a failure the batch again without
+// the op that failed, and with savepoints after maxReruns failures), an op
+// that fails leaves nothing behind and its caller gets its error, while the
+// others commit once each; no caller hears anything before the run that
+// commits.
 func TestBatchFailureUndoesOnlyItsOp(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
 	for _, c := range []struct {
 		name  string
 		rerun bool
+		fail  string  // the ops that fail
 		runs  []int32 // how often each op runs
+		store []string
 	}{
-		// Without savepoints, a and b run, b fails; then all three with.
-		{"ops that can run again: run again, with savepoints", true, []int32{2, 2, 1}},
-		{"ops that cannot: savepoints from the start", false, []int32{1, 1, 1}},
+		// a and b run, b fails; then a and c.
+		{"ops that can run again: again without the one that failed", true, "b", []int32{2, 1, 1}, []string{"a", "c"}},
+		// a, b (fails); a, c (fails); a, d (fails); then with savepoints: a, e (fails), f.
+		{"after maxReruns failures: with savepoints", true, "bcde", []int32{4, 1, 1, 1, 1, 1}, []string{"a", "f"}},
+		{"ops that cannot: savepoints from the start", false, "b", []int32{1, 1, 1}, []string{"a", "c"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newBatchFixture(t)
-			ops := []*scratchOp{{v: "a", rerun: c.rerun}, {v: "b", rerun: c.rerun, fail: boom}, {v: "c", rerun: c.rerun}}
+			var ops []*scratchOp
+			for i := range c.runs {
+				o := &scratchOp{v: string(rune('a' + i)), rerun: c.rerun}
+				if strings.Contains(c.fail, o.v) {
+					o.fail = boom
+				}
+				ops = append(ops, o)
+			}
+			var toldEarly atomic.Bool
+			last := ops[len(ops)-1]
+			last.also = func(wtx, int32) {
+				// A caller told before this run commits would have its result
+				// within microseconds: give it 50 ms.
+				for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					for _, o := range ops {
+						toldEarly.Store(toldEarly.Load() || o.told.Load())
+					}
+				}
+			}
 			errs := f.batch(ops...)
 			for i, o := range ops {
 				if !errors.Is(errs[i], o.fail) {
@@ -142,10 +174,36 @@ func TestBatchFailureUndoesOnlyItsOp(t *testing.T) {
 					t.Errorf("op %s ran %d times, want %d", o.v, o.runs.Load(), c.runs[i])
 				}
 			}
-			if got := f.stored(); !slices.Equal(got, []string{"a", "c"}) {
-				t.Fatalf("stored %q, want [a c]", got)
+			if toldEarly.Load() {
+				t.Error("a caller had its result before the run that committed")
+			}
+			if got := f.stored(); !slices.Equal(got, c.store) {
+				t.Fatalf("stored %q, want %q", got, c.store)
 			}
 		})
+	}
+}
+
+// TestBatchRerunForgetsTheCaches: what a run that was rolled back put in the
+// writer's caches is gone before the batch runs again.
+func TestBatchRerunForgetsTheCaches(t *testing.T) {
+	t.Parallel()
+	f := newBatchFixture(t)
+	probe := &scratchOp{v: "a", rerun: true, also: func(tx wtx, run int32) {
+		if run == 1 {
+			tx.db.quotas["org_rolled_back"] = hookd.Organization{ID: "org_rolled_back"}
+		}
+	}}
+	f.batch(probe, &scratchOp{v: "b", rerun: true, fail: errors.New("boom")})
+	var cached bool
+	if err := f.db.write(t.Context(), func(tx wtx) error {
+		_, cached = tx.db.quotas["org_rolled_back"]
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if cached {
+		t.Fatal("the writer's cache kept what a rolled-back run put in it")
 	}
 }
 

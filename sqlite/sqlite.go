@@ -527,21 +527,30 @@ func (db *DB) explain(err error) error {
 // the sub-journal first (a fifth of the cost of storing a delivery row, in
 // the profile of single-event publishes). So a batch of one op runs without
 // (rolling the transaction back undoes the op alone), and so does a batch of
-// ops that can all run again (writeOp.rerun): if one of them fails, the
-// transaction is rolled back and the batch runs again with savepoints.
+// ops that can all run again (writeOp.rerun): if one of them fails (a publish
+// over its quota, say), the transaction is rolled back and the batch runs
+// again without that op, whose caller gets its error. The ops before it do
+// what they did; those after it see what savepoints would have shown them.
+// After maxReruns such failures the batch runs with savepoints.
 func (db *DB) runBatch(batch []writeOp) {
 	guard := len(batch) > 1 && slices.ContainsFunc(batch, func(op writeOp) bool { return !op.rerun })
-	if !db.runOnce(batch, guard) {
-		db.runOnce(batch, true)
+	left := make([]error, len(batch)) // the errors of the ops left out
+	for try := 0; !db.runOnce(batch, left, guard); try++ {
+		guard = try+1 >= maxReruns
 	}
 }
 
-// runOnce runs batch in one transaction, each op inside a savepoint if guard,
-// and tells each op's caller how it went. Unguarded, a failed op rolls back the
-// whole transaction: a batch of one op ends with the op's error; a larger one
-// returns false, having told no caller anything, to be run again guarded.
-func (db *DB) runOnce(batch []writeOp, guard bool) bool {
-	errs := make([]error, len(batch))
+// maxReruns bounds how many times runBatch runs a batch again without
+// savepoints, each time without an op that failed.
+const maxReruns = 3
+
+// runOnce runs in one transaction the ops of batch not left out (left[i] is
+// nil), each inside a savepoint if guard, and tells each op's caller how it
+// went (those left out get left[i]). Unguarded, a failed op rolls the whole
+// transaction back: runOnce then records its error in left and returns false,
+// having told no caller anything, to be run again.
+func (db *DB) runOnce(batch []writeOp, left []error, guard bool) bool {
+	errs := slices.Clone(left)
 	finish := func(shared error) bool {
 		shared = db.explain(shared)
 		for i, op := range batch {
@@ -553,8 +562,14 @@ func (db *DB) runOnce(batch []writeOp, guard bool) bool {
 		}
 		return true
 	}
+	if !slices.Contains(left, nil) {
+		return finish(nil)
+	}
 	tx := wtx{db: db}
-	full := slices.ContainsFunc(batch, func(op writeOp) bool { return !op.relaxed })
+	full := false
+	for i, op := range batch {
+		full = full || (left[i] == nil && !op.relaxed)
+	}
 	if full != db.syncFull {
 		mode := "NORMAL"
 		if full {
@@ -565,33 +580,36 @@ func (db *DB) runOnce(batch []writeOp, guard bool) bool {
 		}
 		db.syncFull = full
 	}
-	rollback := func(err error) error {
+	rollback := func() error {
 		db.forget() // the caches may hold what the rollback undoes
 		// A failed COMMIT may have rolled back already: that is no news.
-		if _, rbErr := tx.Exec("ROLLBACK"); rbErr != nil && !strings.Contains(rbErr.Error(), "no transaction is active") {
-			return errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+		if _, err := tx.Exec("ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+			return fmt.Errorf("rollback: %w", err)
 		}
-		return err
+		return nil
 	}
 	abort := func(what string, err error) bool {
-		return finish(fmt.Errorf("%s: %w", what, rollback(err)))
+		return finish(fmt.Errorf("%s: %w", what, errors.Join(err, rollback())))
 	}
 	db.moreDue = false
 	if _, err := tx.Exec("BEGIN IMMEDIATE"); err != nil {
 		return finish(fmt.Errorf("begin: %w", err))
 	}
 	for i, op := range batch {
+		if left[i] != nil {
+			continue
+		}
 		if !guard {
-			if errs[i] = op.fn(tx); errs[i] == nil {
+			err := op.fn(tx)
+			if err == nil {
 				continue
 			}
-			if err := rollback(nil); err != nil {
-				errs[i] = errors.Join(errs[i], err)
+			if rbErr := rollback(); rbErr != nil {
+				// The transaction may still be open: no op can run.
+				return finish(fmt.Errorf("after a failed write: %w", rbErr))
 			}
-			if len(batch) > 1 {
-				return false
-			}
-			return finish(nil)
+			left[i] = err
+			return false
 		}
 		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
 			return abort("savepoint", err)
