@@ -1,9 +1,7 @@
 package sqlite
 
 import (
-	"bytes"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hookd/hookd"
-	"github.com/hookd/hookd/secret"
 )
 
 // batchFixture is a store with a scratch table, and a way to have the writer
@@ -24,15 +21,7 @@ type batchFixture struct {
 
 func newBatchFixture(t *testing.T) *batchFixture {
 	t.Helper()
-	s, err := secret.NewSealer(bytes.Repeat([]byte{0x5a}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openTest(t, Config{})
 	if err := db.write(t.Context(), func(tx wtx) error {
 		_, err := tx.Exec(`CREATE TABLE scratch (v TEXT)`)
 		return err

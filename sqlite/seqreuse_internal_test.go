@@ -3,13 +3,11 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hookd/hookd"
 	"github.com/hookd/hookd/ids"
-	"github.com/hookd/hookd/secret"
 )
 
 // reuseFixture is a store (deleting endpoints' deliveries in chunks of
@@ -23,15 +21,7 @@ type reuseFixture struct {
 
 func newReuseFixture(t *testing.T, deleteChunk int) *reuseFixture {
 	t.Helper()
-	s, err := secret.NewSealer(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(context.Background(), Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: s, DeleteChunk: deleteChunk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openTest(t, Config{DeleteChunk: deleteChunk})
 	f := &reuseFixture{t: t, db: db, now: time.Now().Truncate(time.Microsecond)}
 	f.org = &hookd.Organization{ID: ids.New("org"), Name: "Acme", CreatedAt: f.now}
 	if err := db.CreateOrganization(context.Background(), f.org); err != nil {

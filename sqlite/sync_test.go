@@ -1,12 +1,8 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
-
-	"github.com/hookd/hookd/secret"
 )
 
 // TestRelaxedWritesSkipFsync: a batch of only relaxed writes (leases, attempt
@@ -15,15 +11,7 @@ import (
 // relaxed ones.
 func TestRelaxedWritesSkipFsync(t *testing.T) {
 	t.Parallel()
-	s, err := secret.NewSealer(bytes.Repeat([]byte{0x5a}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "hookd.db"), Sealer: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTest(t, Config{})
 	mode := func(write func(context.Context, func(wtx) error) error) int {
 		t.Helper()
 		var m int

@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/hookd/hookd/secret"
 )
 
 // openWAL opens a store in a new directory and returns it with its WAL file's
@@ -14,16 +12,8 @@ import (
 // as outcomes are) to a scratch table.
 func openWAL(t *testing.T) (db *DB, wal string, writeMiB func(n int)) {
 	t.Helper()
-	s, err := secret.NewSealer(bytes.Repeat([]byte{0x5a}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "hookd.db")
-	db, err = Open(t.Context(), Config{Path: path, Sealer: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db = openTest(t, Config{Path: path})
 	if err := db.write(t.Context(), func(tx wtx) error {
 		_, err := tx.Exec(`CREATE TABLE scratch (b BLOB)`)
 		return err
