@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd"
+	"github.com/hookd/hookd/ids"
 )
 
 // batchFixture is a store with a scratch table, and a way to have the writer
@@ -42,10 +45,10 @@ type scratchOp struct {
 	told  atomic.Bool // its caller has its result
 }
 
-// batch submits ops while the writer is held by another write, so that the
-// writer takes them all, in their order, in its next batch, and returns each
-// op's result.
-func (f *batchFixture) batch(ops ...*scratchOp) []error {
+// together runs calls, each a write, while the writer is held by another
+// write, so that the writer takes them all, in their order, in its next batch,
+// and returns each call's result.
+func (f *batchFixture) together(calls ...func() error) []error {
 	f.t.Helper()
 	started, release := make(chan struct{}), make(chan struct{})
 	held := make(chan error, 1)
@@ -57,22 +60,10 @@ func (f *batchFixture) batch(ops ...*scratchOp) []error {
 		})
 	}()
 	<-started
-	errs := make([]error, len(ops))
+	errs := make([]error, len(calls))
 	var wg sync.WaitGroup
-	for i, o := range ops {
-		wg.Go(func() {
-			errs[i] = f.db.submit(f.t.Context(), writeOp{done: make(chan error, 1), rerun: o.rerun, fn: func(tx wtx) error {
-				run := o.runs.Add(1)
-				if _, err := tx.Exec(`INSERT INTO scratch (v) VALUES (?)`, o.v); err != nil {
-					return err
-				}
-				if o.also != nil {
-					o.also(tx, run)
-				}
-				return o.fail
-			}})
-			o.told.Store(true)
-		})
+	for i, call := range calls {
+		wg.Go(func() { errs[i] = call() })
 		// One at a time, so that the batch runs them in this order.
 		for deadline := time.Now().Add(5 * time.Second); len(f.db.ops) < i+1; {
 			if time.Now().After(deadline) {
@@ -87,6 +78,28 @@ func (f *batchFixture) batch(ops ...*scratchOp) []error {
 		f.t.Fatal(err)
 	}
 	return errs
+}
+
+// batch runs ops in one batch (see together) and returns each op's result.
+func (f *batchFixture) batch(ops ...*scratchOp) []error {
+	f.t.Helper()
+	calls := make([]func() error, len(ops))
+	for i, o := range ops {
+		calls[i] = func() error {
+			defer o.told.Store(true)
+			return f.db.submit(f.t.Context(), writeOp{done: make(chan error, 1), rerun: o.rerun, fn: func(tx wtx) error {
+				run := o.runs.Add(1)
+				if _, err := tx.Exec(`INSERT INTO scratch (v) VALUES (?)`, o.v); err != nil {
+					return err
+				}
+				if o.also != nil {
+					o.also(tx, run)
+				}
+				return o.fail
+			}})
+		}
+	}
+	return f.together(calls...)
 }
 
 // stored returns the values in scratch, sorted.
@@ -220,5 +233,53 @@ func TestBatchesWithoutFailureRunOnce(t *testing.T) {
 	}
 	if got := f.stored(); !slices.Equal(got, []string{"a", "b", "c", "e"}) {
 		t.Fatalf("stored %q, want [a b c e]", got)
+	}
+}
+
+// TestBatchOfPublishesOverQuota: publishes in one batch, some of them past
+// their organization's quota (SPEC §8): those answer EQUOTA and store nothing,
+// the others are stored once, usage counts each of them once, and each
+// threshold's usage_threshold event is emitted once, however often the batch
+// ran again.
+func TestBatchOfPublishesOverQuota(t *testing.T) {
+	t.Parallel()
+	f := newBatchFixture(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	org := &hookd.Organization{ID: ids.New("org"), Name: "Acme", MonthlyQuota: 3, CreatedAt: now}
+	if err := f.db.CreateOrganization(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	calls := make([]func() error, 5)
+	for i := range calls {
+		calls[i] = func() error {
+			ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "invoice.paid", Data: json.RawMessage(`{}`), CreatedAt: now}
+			_, err := f.db.Publish(ctx, []*hookd.Event{ev})
+			return err
+		}
+	}
+	for i, err := range f.together(calls...) {
+		var he *hookd.Error
+		switch {
+		case i < 3 && err != nil:
+			t.Errorf("publish %d: %v, want it stored", i, err)
+		case i >= 3 && (!errors.As(err, &he) || he.Code != hookd.EQUOTA):
+			t.Errorf("publish %d: %v, want %s", i, err, hookd.EQUOTA)
+		}
+	}
+	u, err := f.db.Usage(ctx, org.ID, hookd.UsagePeriod(now))
+	if err != nil || u.Events != 3 {
+		t.Fatalf("usage = %+v, %v; want 3 events", u, err)
+	}
+	evs, _, err := f.db.ListEvents(ctx, hookd.EventFilter{OrgID: org.ID, Page: hookd.Page{Limit: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]int{}
+	for _, ev := range evs {
+		types[ev.Type]++
+	}
+	if want := map[string]int{"invoice.paid": 3, hookd.EventUsageThreshold: len(hookd.UsageThresholds)}; !maps.Equal(types, want) {
+		t.Fatalf("events stored: %v, want %v", types, want)
 	}
 }
