@@ -229,27 +229,7 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 		// the query it applies to (see noBitmapScansSQL).
 		b := &pgx.Batch{}
 		b.Queue(noBitmapScansSQL)
-		b.Queue(`
-			WITH RECURSIVE eps(id) AS (
-				(SELECT endpoint_id FROM deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
-				UNION ALL
-				SELECT (SELECT d.endpoint_id FROM deliveries d WHERE d.status = 'pending' AND d.endpoint_id > eps.id
-				        ORDER BY d.endpoint_id LIMIT 1)
-				FROM eps WHERE eps.id IS NOT NULL
-			)
-			SELECT e.id, e.rate_limit, rl.tokens, rl.updated_at, e.cap,
-			       `+countLeases("e.id", "$2", "e.cap")+`,
-			       CASE WHEN e.ordering = 'fifo' THEN
-			           (SELECT CASE WHEN d.next_attempt_at = $4 THEN d.created_at ELSE d.next_attempt_at END
-			            FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1)
-			       ELSE
-			           (SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending'
-			            AND (d.lease_until IS NULL OR d.lease_until <= $2) ORDER BY d.next_attempt_at LIMIT 1)
-			       END
-			FROM eps JOIN (SELECT *, CASE WHEN ordering = 'fifo' THEN 1 WHEN max_in_flight > 0 THEN max_in_flight
-			                              ELSE $1::bigint END AS cap FROM endpoints) e ON e.id = eps.id
-			LEFT JOIN rate_limits rl ON rl.key = 'endpoint:' || e.id
-			WHERE e.enabled AND NOT (e.id = ANY($3::text[]))`, defaultCap, now, exclude, parked)
+		b.Queue(candidatesSQL, defaultCap, now, exclude, parked)
 		br := db.pool.SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
@@ -301,6 +281,36 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 	}
 	return cands, nil
 }
+
+// candidatesSQL lists the enabled endpoints with pending work and what
+// candidates needs of each ($1: the default cap, $2: now, $3: the endpoints to
+// leave out, $4: parked). Endpoints are looked up one by one (OFFSET 0 keeps the
+// lookup from being made a join, which read every endpoint of every
+// organization at each claim), so that a claim reads the endpoints with pending
+// work only (TestCandidatesReadWhatTheyNeed).
+var candidatesSQL = `
+	WITH RECURSIVE eps(id) AS (
+		(SELECT endpoint_id FROM deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
+		UNION ALL
+		SELECT (SELECT d.endpoint_id FROM deliveries d WHERE d.status = 'pending' AND d.endpoint_id > eps.id
+		        ORDER BY d.endpoint_id LIMIT 1)
+		FROM eps WHERE eps.id IS NOT NULL
+	)
+	SELECT e.id, e.rate_limit, rl.tokens, rl.updated_at, e.cap,
+	       ` + countLeases("e.id", "$2", "e.cap") + `,
+	       CASE WHEN e.ordering = 'fifo' THEN
+	           (SELECT CASE WHEN d.next_attempt_at = $4 THEN d.created_at ELSE d.next_attempt_at END
+	            FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1)
+	       ELSE
+	           (SELECT d.next_attempt_at FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 'pending'
+	            AND (d.lease_until IS NULL OR d.lease_until <= $2) ORDER BY d.next_attempt_at LIMIT 1)
+	       END
+	FROM eps CROSS JOIN LATERAL (
+		SELECT *, CASE WHEN ordering = 'fifo' THEN 1 WHEN max_in_flight > 0 THEN max_in_flight
+		               ELSE $1::bigint END AS cap
+		FROM endpoints WHERE id = eps.id OFFSET 0) e
+	LEFT JOIN rate_limits rl ON rl.key = 'endpoint:' || e.id
+	WHERE e.enabled AND NOT (e.id = ANY($3::text[]))`
 
 // noBitmapScansSQL makes the rest of its transaction read the queue by plain
 // index scans only, whatever the planner's estimates: a bitmap scan would visit
