@@ -225,10 +225,10 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 	}
 	var cands []candidate
 	err := func() error {
-		// One round trip, one implicit transaction: the planner setting, then
-		// the query it applies to (see noBitmapScansSQL).
+		// One round trip, one implicit transaction: the planner settings, then
+		// the query they apply to (see candidatesSettingsSQL).
 		b := &pgx.Batch{}
-		b.Queue(noBitmapScansSQL)
+		b.Queue(candidatesSettingsSQL)
 		b.Queue(candidatesSQL, defaultCap, now, exclude, parked)
 		br := db.pool.SendBatch(ctx, b)
 		defer br.Close()
@@ -284,10 +284,13 @@ func (db *DB) candidates(ctx context.Context, p hookd.ClaimParams) ([]candidate,
 
 // candidatesSQL lists the enabled endpoints with pending work and what
 // candidates needs of each ($1: the default cap, $2: now, $3: the endpoints to
-// leave out, $4: parked). Endpoints are looked up one by one (OFFSET 0 keeps the
-// lookup from being made a join, which read every endpoint of every
-// organization at each claim), so that a claim reads the endpoints with pending
-// work only (TestCandidatesReadWhatTheyNeed).
+// leave out, $4: parked). Each endpoint is looked up by its id, row by row:
+// OFFSET 0 keeps the lookup a subquery of its own, which the planner cannot
+// flatten into a join with the whole table (it made that a hash join that read
+// every endpoint of every organization at each claim). So a claim reads what
+// the endpoints with pending work need, whatever the number of tenants
+// (TestCandidatesReadWhatTheyNeed; the planner looks their rate-limit buckets
+// up by key as it is).
 var candidatesSQL = `
 	WITH RECURSIVE eps(id) AS (
 		(SELECT endpoint_id FROM deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
@@ -312,17 +315,22 @@ var candidatesSQL = `
 	LEFT JOIN rate_limits rl ON rl.key = 'endpoint:' || e.id
 	WHERE e.enabled AND NOT (e.id = ANY($3::text[]))`
 
-// noBitmapScansSQL makes the rest of its transaction read the queue by plain
-// index scans only, whatever the planner's estimates: a bitmap scan would visit
-// every dead row version that claims and outcomes left in the queue's indexes
-// since the last vacuum, each time, where a plain index scan marks those it
-// meets so that the next scans skip them. (Mid-way through a bench run, with a
-// bound on the count as countLeases has, the planner still chose a bitmap scan:
-// 8 ms per endpoint.)
-const noBitmapScansSQL = `SELECT ` + noBitmapScans
+// candidatesSettingsSQL makes the rest of its transaction plan the candidate
+// query with no bitmap scans (see noBitmapScans) and no sorts. Every order the
+// query needs is an index's: without the tables' statistics (before their
+// first analyze, or on a server without autovacuum) the planner estimated an
+// endpoint's pending deliveries at one row, and found its pending index plus a
+// sort as cheap as its due index, reading the endpoint's whole backlog at each
+// claim to find its oldest due delivery (TestCandidatesReadWhatTheyNeed).
+const candidatesSettingsSQL = `SELECT ` + noBitmapScans + `, set_config('enable_sort', 'off', true)`
 
-// noBitmapScans is the expression of noBitmapScansSQL, for statements that set
-// more than it.
+// noBitmapScans is an SQL expression that makes the rest of its transaction
+// read the queue by plain index scans only, whatever the planner's estimates:
+// a bitmap scan would visit every dead row version that claims and outcomes
+// left in the queue's indexes since the last vacuum, each time, where a plain
+// index scan marks those it meets so that the next scans skip them. (Mid-way
+// through a bench run, with a bound on the count as countLeases has, the
+// planner still chose a bitmap scan: 8 ms per endpoint.)
 const noBitmapScans = `set_config('enable_bitmapscan', 'off', true)`
 
 // countLeases is the SQL expression that counts the live leases of the endpoint
@@ -332,7 +340,7 @@ const noBitmapScans = `set_config('enable_bitmapscan', 'off', true)`
 // Every lease leaves a dead row version in deliveries_leased until vacuum (a
 // minute or more away): an unbounded count visited all of them each time (3,000
 // per endpoint, 3.5 ms, mid-way through a bench run). A bounded count by a plain
-// index scan (see noBitmapScansSQL) stops at the cap and marks the dead entries it
+// index scan (see noBitmapScans) stops at the cap and marks the dead entries it
 // meets, so that the next scans skip them (0.1 ms).
 func countLeases(endpoint, now, limit string) string {
 	return `(SELECT COUNT(*) FROM (SELECT FROM deliveries l WHERE l.endpoint_id = ` + endpoint +
@@ -358,7 +366,7 @@ func claim(ctx context.Context, tx pgx.Tx, sealer sqlrow.Sealer, cands []candida
 	}
 	// Leases commit synchronously: one lost in a crash of PostgreSQL would let
 	// another instance attempt a delivery that is still being attempted.
-	// (And the leases are counted as in candidates: see noBitmapScansSQL.)
+	// (And the leases are counted as in candidates: see noBitmapScans.)
 	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), `+noBitmapScans, claimLockTimeout); err != nil {
 		return nil, nil, fmt.Errorf("lock endpoints: %w", err)
 	}

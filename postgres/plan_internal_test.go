@@ -96,8 +96,9 @@ func TestStatementsPlannedEachTime(t *testing.T) {
 
 // TestCandidatesReadWhatTheyNeed: choosing the candidates reads a few dozen
 // pages, not the tables (20,000 deliveries pending and 20,000 done on two
-// endpoints, 3,000 idle endpoints): every read goes by an index to an endpoint
-// with pending work.
+// endpoints, 10,000 idle endpoints with a rate-limit bucket each), planned
+// without statistics and again after an analyze: every read goes by an index
+// to an endpoint with pending work.
 func TestCandidatesReadWhatTheyNeed(t *testing.T) {
 	t.Parallel()
 	db, org, now := openOneConnection(t)
@@ -110,46 +111,57 @@ func TestCandidatesReadWhatTheyNeed(t *testing.T) {
 	}
 	for _, q := range []string{
 		// 10,000 copies of each endpoint's pending delivery (a backlog) …
-		`INSERT INTO deliveries SELECT (jsonb_populate_record(NULL::deliveries, to_jsonb(d) || jsonb_build_object(
-			'seq', nextval(pg_get_serial_sequence('deliveries', 'seq')), 'id', d.id || '_' || g))).*
-		 FROM deliveries d, generate_series(1, 10000) g`,
+		`INSERT INTO deliveries SELECT r.* FROM deliveries d, generate_series(1, 10000) g,
+			LATERAL jsonb_populate_record(NULL::deliveries, to_jsonb(d) || jsonb_build_object(
+				'seq', nextval(pg_get_serial_sequence('deliveries', 'seq')), 'id', d.id || '_' || g)) r`,
 		// … as many done …
-		`INSERT INTO deliveries SELECT (jsonb_populate_record(NULL::deliveries, to_jsonb(d) || jsonb_build_object(
-			'seq', nextval(pg_get_serial_sequence('deliveries', 'seq')), 'id', d.id || '_done', 'status', 'succeeded'))).*
-		 FROM deliveries d`,
-		// … and endpoints with nothing to deliver.
-		`INSERT INTO endpoints SELECT (jsonb_populate_record(NULL::endpoints, to_jsonb(e) || jsonb_build_object(
-			'seq', nextval(pg_get_serial_sequence('endpoints', 'seq')), 'id', e.id || '_' || g))).*
-		 FROM endpoints e, generate_series(1, 3000) g WHERE e.id = '` + ep.ID + `'`,
+		`INSERT INTO deliveries SELECT r.* FROM deliveries d,
+			LATERAL jsonb_populate_record(NULL::deliveries, to_jsonb(d) || jsonb_build_object(
+				'seq', nextval(pg_get_serial_sequence('deliveries', 'seq')), 'id', d.id || '_done', 'status', 'succeeded')) r`,
+		// … and rate-limited endpoints with nothing to deliver, each with its bucket.
+		`INSERT INTO endpoints SELECT r.* FROM endpoints e, generate_series(1, 10000) g,
+			LATERAL jsonb_populate_record(NULL::endpoints, to_jsonb(e) || jsonb_build_object(
+				'seq', nextval(pg_get_serial_sequence('endpoints', 'seq')), 'id', e.id || '_' || g, 'rate_limit', 10)) r
+		 WHERE e.id = '` + ep.ID + `'`,
+		`INSERT INTO rate_limits (key, tokens, updated_at) SELECT 'endpoint:' || id, 10, 0 FROM endpoints WHERE rate_limit > 0`,
 	} {
 		if _, err := db.pool.Exec(ctx, q); err != nil {
 			t.Fatalf("grow the tables: %v", err)
 		}
 	}
-	b := &pgx.Batch{}
-	b.Queue(noBitmapScansSQL)
-	b.Queue(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+candidatesSQL, noCap, us(now), []string{}, parked)
-	br := db.pool.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		t.Fatal(err)
-	}
-	var out []byte
-	if err := br.QueryRow().Scan(&out); err != nil {
-		t.Fatal(err)
-	}
-	var plans []struct {
-		Plan struct {
-			Rows int64 `json:"Actual Rows"`
-			Hit  int64 `json:"Shared Hit Blocks"`
-			Read int64 `json:"Shared Read Blocks"`
+	for _, stats := range []string{"without statistics", "after an analyze"} {
+		if stats == "after an analyze" {
+			if _, err := db.pool.Exec(ctx, `ANALYZE deliveries, endpoints, rate_limits`); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
-		t.Fatalf("EXPLAIN: %v: %s", err, out)
-	}
-	if pl := plans[0].Plan; pl.Rows != 2 || pl.Hit+pl.Read > 100 {
-		t.Errorf("the candidate query returned %d rows reading %d pages; want 2 rows from at most 100 pages:\n%s",
-			pl.Rows, pl.Hit+pl.Read, out)
+		b := &pgx.Batch{}
+		b.Queue(candidatesSettingsSQL)
+		b.Queue(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+candidatesSQL, noCap, us(now), []string{}, parked)
+		br := db.pool.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		if err := br.QueryRow().Scan(&out); err != nil {
+			t.Fatal(err)
+		}
+		if err := br.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var plans []struct {
+			Plan struct {
+				Rows int64 `json:"Actual Rows"`
+				Hit  int64 `json:"Shared Hit Blocks"`
+				Read int64 `json:"Shared Read Blocks"`
+			}
+		}
+		if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
+			t.Fatalf("EXPLAIN: %v: %s", err, out)
+		}
+		if pl := plans[0].Plan; pl.Rows != 2 || pl.Hit+pl.Read > 100 {
+			t.Errorf("%s: the candidate query returned %d rows reading %d pages; want 2 rows from at most 100 pages:\n%s",
+				stats, pl.Rows, pl.Hit+pl.Read, out)
+		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // TestRelaxedCommitsStayInTheirTransaction: outcomes commit without waiting
 // for the WAL flush, and that setting ends with their transaction (as does the
-// claims' ban on bitmap scans, see noBitmapScansSQL): on a pool of one connection,
+// claims' planner settings, see noBitmapScans): on a pool of one connection,
 // the claims and publishes that follow them (a publish is acknowledged to a
 // client; a lost lease would let two instances attempt one delivery at once)
 // still commit synchronously.
@@ -143,15 +143,16 @@ func addEndpoint(t *testing.T, db *DB, org *hookd.Organization, ordering string,
 }
 
 // TestCandidatesSettingReachesTheirQuery: the candidate query is sent in one
-// batch after noBitmapScansSQL, and the setting holds for it (the batch is one
-// implicit transaction), then ends with it.
+// batch after candidatesSettingsSQL, and its settings hold for it (the batch is
+// one implicit transaction), then end with it.
 func TestCandidatesSettingReachesTheirQuery(t *testing.T) {
 	t.Parallel()
 	db, _, _ := openOneConnection(t)
 	ctx := t.Context()
+	const show = `SELECT current_setting('enable_bitmapscan') || ' ' || current_setting('enable_sort')`
 	b := &pgx.Batch{}
-	b.Queue(noBitmapScansSQL)
-	b.Queue(`SELECT current_setting('enable_bitmapscan')`)
+	b.Queue(candidatesSettingsSQL)
+	b.Queue(show)
 	br := db.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		t.Fatal(err)
@@ -164,10 +165,10 @@ func TestCandidatesSettingReachesTheirQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var after string
-	if err := db.pool.QueryRow(ctx, `SHOW enable_bitmapscan`).Scan(&after); err != nil {
+	if err := db.pool.QueryRow(ctx, show).Scan(&after); err != nil {
 		t.Fatal(err)
 	}
-	if during != "off" || after != "on" {
-		t.Errorf("enable_bitmapscan = %q for the query after the setting, %q after the batch; want off, then on", during, after)
+	if during != "off off" || after != "on on" {
+		t.Errorf("enable_bitmapscan, enable_sort = %q for the query after the settings, %q after the batch; want off off, then on on", during, after)
 	}
 }
