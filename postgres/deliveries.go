@@ -416,39 +416,7 @@ func claim(ctx context.Context, tx pgx.Tx, sealer sqlrow.Sealer, cands []candida
 	if p.MaxInFlight > 0 {
 		defaultCap = int64(p.MaxInFlight)
 	}
-	rows, err = tx.Query(ctx, `
-		WITH c AS (
-			SELECT c.id, c.share, c.ord, e.ordering = 'fifo' AS fifo,
-			       LEAST(c.override, CASE WHEN e.ordering = 'fifo' THEN 1 WHEN e.max_in_flight > 0 THEN e.max_in_flight
-			                              ELSE $9::bigint END) AS cap
-			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS c(id, share, override, ord)
-			JOIN endpoints e ON e.id = c.id AND e.enabled
-		), due AS (
-			SELECT x.seq, c.ord, x.next_attempt_at FROM c CROSS JOIN LATERAL (
-				SELECT d.seq, d.next_attempt_at FROM deliveries d
-				WHERE d.endpoint_id = c.id AND d.status = 'pending' AND d.next_attempt_at <= $4
-				  AND (d.lease_until IS NULL OR d.lease_until <= $4)
-				ORDER BY d.next_attempt_at, d.seq
-				LIMIT GREATEST(0, LEAST(c.share, c.cap - `+countLeases("c.id", "$4", "c.cap")+`))
-			) x WHERE NOT c.fifo
-			UNION ALL
-			SELECT h.seq, c.ord, h.next_attempt_at FROM c CROSS JOIN LATERAL (
-				SELECT d.seq, d.next_attempt_at, d.lease_until FROM deliveries d
-				WHERE d.endpoint_id = c.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1
-			) h
-			WHERE c.fifo AND (h.next_attempt_at <= $4 OR h.next_attempt_at = $7)
-			  AND (h.lease_until IS NULL OR h.lease_until <= $4)
-			  AND NOT EXISTS (SELECT 1 FROM deliveries l WHERE l.endpoint_id = c.id AND l.lease IS NOT NULL AND l.lease_until > $4)
-		), pick AS (
-			SELECT seq FROM due ORDER BY ord, next_attempt_at, seq LIMIT $8
-		)
-		UPDATE deliveries d SET lease = $5, lease_until = $6
-		FROM pick, events ev, endpoints e
-		WHERE d.seq = pick.seq AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
-		  AND (d.next_attempt_at <= $4 OR d.next_attempt_at = $7)
-		  AND ev.seq = d.event_seq AND e.id = d.endpoint_id
-		RETURNING `+sqlrow.ClaimColumns("seq"),
-		epIDs, shares, overrides, now, lease, us(p.Now.Add(p.Lease)), parked, p.Limit, defaultCap)
+	rows, err = tx.Query(ctx, leaseSQL, epIDs, shares, overrides, now, lease, us(p.Now.Add(p.Lease)), parked, p.Limit, defaultCap)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease deliveries: %w", err)
 	}
@@ -477,6 +445,44 @@ func claim(ctx context.Context, tx pgx.Tx, sealer sqlrow.Sealer, cands []candida
 	}
 	return claims, broken, nil
 }
+
+// leaseSQL leases what the locked candidates' shares allow ($1–$3: their ids,
+// shares and overrides, in claim order; $4: now; $5: the lease; $6: its end;
+// $7: parked; $8: the claim's limit; $9: the default cap) and returns the
+// leased deliveries with their events and endpoints
+// (TestClaimReadsWhatItNeeds).
+var leaseSQL = `
+		WITH c AS (
+			SELECT c.id, c.share, c.ord, e.ordering = 'fifo' AS fifo,
+			       LEAST(c.override, CASE WHEN e.ordering = 'fifo' THEN 1 WHEN e.max_in_flight > 0 THEN e.max_in_flight
+			                              ELSE $9::bigint END) AS cap
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS c(id, share, override, ord)
+			JOIN endpoints e ON e.id = c.id AND e.enabled
+		), due AS (
+			SELECT x.seq, c.ord, x.next_attempt_at FROM c CROSS JOIN LATERAL (
+				SELECT d.seq, d.next_attempt_at FROM deliveries d
+				WHERE d.endpoint_id = c.id AND d.status = 'pending' AND d.next_attempt_at <= $4
+				  AND (d.lease_until IS NULL OR d.lease_until <= $4)
+				ORDER BY d.next_attempt_at, d.seq
+				LIMIT GREATEST(0, LEAST(c.share, c.cap - ` + countLeases("c.id", "$4", "c.cap") + `))
+			) x WHERE NOT c.fifo
+			UNION ALL
+			SELECT h.seq, c.ord, h.next_attempt_at FROM c CROSS JOIN LATERAL (
+				SELECT d.seq, d.next_attempt_at, d.lease_until FROM deliveries d
+				WHERE d.endpoint_id = c.id AND d.status = 'pending' ORDER BY d.seq LIMIT 1
+			) h
+			WHERE c.fifo AND (h.next_attempt_at <= $4 OR h.next_attempt_at = $7)
+			  AND (h.lease_until IS NULL OR h.lease_until <= $4)
+			  AND NOT EXISTS (SELECT 1 FROM deliveries l WHERE l.endpoint_id = c.id AND l.lease IS NOT NULL AND l.lease_until > $4)
+		), pick AS (
+			SELECT seq FROM due ORDER BY ord, next_attempt_at, seq LIMIT $8
+		)
+		UPDATE deliveries d SET lease = $5, lease_until = $6
+		FROM pick, events ev, endpoints e
+		WHERE d.seq = pick.seq AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
+		  AND (d.next_attempt_at <= $4 OR d.next_attempt_at = $7)
+		  AND ev.seq = d.event_seq AND e.id = d.endpoint_id
+		RETURNING ` + sqlrow.ClaimColumns("seq")
 
 // takeBuckets reads, under the claim's locks, the shared buckets of the
 // rate-limited candidates and returns each one's tokens refilled up to now.

@@ -94,17 +94,16 @@ func TestStatementsPlannedEachTime(t *testing.T) {
 	}
 }
 
-// TestCandidatesReadWhatTheyNeed: choosing the candidates reads a few dozen
-// pages, not the tables (20,000 deliveries pending and 20,000 done on two
-// endpoints, 10,000 idle endpoints with a rate-limit bucket each), planned
-// without statistics and again after an analyze: every read goes by an index
-// to an endpoint with pending work.
-func TestCandidatesReadWhatTheyNeed(t *testing.T) {
-	t.Parallel()
+// grownQueue opens a store whose tables have grown, with no statistics yet:
+// two endpoints (one unordered, one FIFO) with 10,000 deliveries pending and
+// 10,000 done each, and 10,000 idle rate-limited endpoints, each with its
+// bucket. It returns the store, the two endpoints' ids and the time.
+func grownQueue(t *testing.T) (*DB, []string, time.Time) {
+	t.Helper()
 	db, org, now := openOneConnection(t)
 	ctx := t.Context()
 	ep := addEndpoint(t, db, org, hookd.OrderingUnordered, now)
-	addEndpoint(t, db, org, hookd.OrderingFIFO, now)
+	fifo := addEndpoint(t, db, org, hookd.OrderingFIFO, now)
 	ev := &hookd.Event{ID: ids.New("evt"), OrgID: org.ID, Type: "a.b", Data: json.RawMessage(`{}`), CreatedAt: now}
 	if _, err := db.Publish(ctx, []*hookd.Event{ev}); err != nil {
 		t.Fatalf("Publish: %v", err)
@@ -129,6 +128,27 @@ func TestCandidatesReadWhatTheyNeed(t *testing.T) {
 			t.Fatalf("grow the tables: %v", err)
 		}
 	}
+	return db, []string{ep.ID, fifo.ID}, now
+}
+
+// explainedPlan is what the tests read of EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON).
+type explainedPlan struct {
+	Node     string          `json:"Node Type"`
+	Relation string          `json:"Relation Name"`
+	Index    string          `json:"Index Name"`
+	Rows     int64           `json:"Actual Rows"`
+	Loops    int64           `json:"Actual Loops"`
+	Hit      int64           `json:"Shared Hit Blocks"`
+	Read     int64           `json:"Shared Read Blocks"`
+	Plans    []explainedPlan `json:"Plans"`
+}
+
+// explain runs, in one batch, settings (an SQL statement) then EXPLAIN
+// (ANALYZE, BUFFERS) of q with args, rolled back, both without statistics and
+// after an analyze of the tables, and calls check with each plan.
+func explain(t *testing.T, db *DB, settings, q string, args []any, check func(stats string, p explainedPlan, out []byte)) {
+	t.Helper()
+	ctx := t.Context()
 	for _, stats := range []string{"without statistics", "after an analyze"} {
 		if stats == "after an analyze" {
 			if _, err := db.pool.Exec(ctx, `ANALYZE deliveries, endpoints, rate_limits`); err != nil {
@@ -136,11 +156,15 @@ func TestCandidatesReadWhatTheyNeed(t *testing.T) {
 			}
 		}
 		b := &pgx.Batch{}
-		b.Queue(candidatesSettingsSQL)
-		b.Queue(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+candidatesSQL, noCap, us(now), []string{}, parked)
+		b.Queue("BEGIN")
+		b.Queue(settings)
+		b.Queue(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+q, args...)
+		b.Queue("ROLLBACK")
 		br := db.pool.SendBatch(ctx, b)
-		if _, err := br.Exec(); err != nil {
-			t.Fatal(err)
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var out []byte
 		if err := br.QueryRow().Scan(&out); err != nil {
@@ -149,19 +173,55 @@ func TestCandidatesReadWhatTheyNeed(t *testing.T) {
 		if err := br.Close(); err != nil {
 			t.Fatal(err)
 		}
-		var plans []struct {
-			Plan struct {
-				Rows int64 `json:"Actual Rows"`
-				Hit  int64 `json:"Shared Hit Blocks"`
-				Read int64 `json:"Shared Read Blocks"`
-			}
-		}
+		var plans []struct{ Plan explainedPlan }
 		if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
 			t.Fatalf("EXPLAIN: %v: %s", err, out)
 		}
-		if pl := plans[0].Plan; pl.Rows != 2 || pl.Hit+pl.Read > 100 {
-			t.Errorf("%s: the candidate query returned %d rows reading %d pages; want 2 rows from at most 100 pages:\n%s",
-				stats, pl.Rows, pl.Hit+pl.Read, out)
-		}
+		check(stats, plans[0].Plan, out)
 	}
+}
+
+// TestCandidatesReadWhatTheyNeed: choosing the candidates reads a few dozen
+// pages, not the tables (see grownQueue), planned without statistics and
+// again after an analyze: every read goes by an index to an endpoint with
+// pending work.
+func TestCandidatesReadWhatTheyNeed(t *testing.T) {
+	t.Parallel()
+	db, _, now := grownQueue(t)
+	explain(t, db, candidatesSettingsSQL, candidatesSQL, []any{noCap, us(now), []string{}, parked},
+		func(stats string, pl explainedPlan, out []byte) {
+			if pl.Rows != 2 || pl.Hit+pl.Read > 100 {
+				t.Errorf("%s: the candidate query returned %d rows reading %d pages; want 2 rows from at most 100 pages:\n%s",
+					stats, pl.Rows, pl.Hit+pl.Read, out)
+			}
+		})
+}
+
+// TestClaimReadsWhatItNeeds: the claim's statement, leasing 5 deliveries of
+// each of the two endpoints (one of the FIFO one, its head), reads a few rows
+// of deliveries and endpoints for each it leases, whatever the backlogs and
+// the other endpoints (see grownQueue), planned without statistics and again
+// after an analyze.
+func TestClaimReadsWhatItNeeds(t *testing.T) {
+	t.Parallel()
+	db, eps, now := grownQueue(t)
+	args := []any{eps, []int64{5, 5}, []int64{noCap, noCap}, us(now), "lease_test", us(now.Add(time.Minute)), parked, 100, noCap}
+	explain(t, db, `SELECT set_config('lock_timeout', '2s', true), `+noBitmapScans, leaseSQL, args,
+		func(stats string, pl explainedPlan, out []byte) {
+			var read func(p explainedPlan) int64
+			read = func(p explainedPlan) int64 {
+				n := int64(0)
+				if (p.Relation == "deliveries" || p.Relation == "endpoints") && p.Node != "ModifyTable" {
+					n = p.Rows * max(1, p.Loops)
+				}
+				for _, c := range p.Plans {
+					n += read(c)
+				}
+				return n
+			}
+			if pl.Rows != 6 || read(pl) > 60 {
+				t.Errorf("%s: the claim leased %d deliveries reading %d rows of deliveries and endpoints; want 6 from at most 60:\n%s",
+					stats, pl.Rows, read(pl), out)
+			}
+		})
 }
