@@ -135,7 +135,6 @@ func grownQueue(t *testing.T) (*DB, []string, time.Time) {
 type explainedPlan struct {
 	Node     string          `json:"Node Type"`
 	Relation string          `json:"Relation Name"`
-	Index    string          `json:"Index Name"`
 	Rows     int64           `json:"Actual Rows"`
 	Loops    int64           `json:"Actual Loops"`
 	Hit      int64           `json:"Shared Hit Blocks"`
