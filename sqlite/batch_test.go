@@ -87,7 +87,7 @@ func (f *batchFixture) batch(ops ...*scratchOp) []error {
 	for i, o := range ops {
 		calls[i] = func() error {
 			defer o.told.Store(true)
-			return f.db.submit(f.t.Context(), writeOp{done: make(chan error, 1), rerun: o.rerun, fn: func(tx wtx) error {
+			return f.db.submit(f.t.Context(), writeOp{rerun: o.rerun, fn: func(tx wtx) error {
 				run := o.runs.Add(1)
 				if _, err := tx.Exec(`INSERT INTO scratch (v) VALUES (?)`, o.v); err != nil {
 					return err
@@ -233,6 +233,38 @@ func TestBatchesWithoutFailureRunOnce(t *testing.T) {
 	}
 	if got := f.stored(); !slices.Equal(got, []string{"a", "b", "c", "e"}) {
 		t.Fatalf("stored %q, want [a b c e]", got)
+	}
+}
+
+// TestBatchLeftOutOpKeepsItsError: an op left out of a batch (it failed and
+// the batch ran again without it) gets its own error, even if the run without
+// it then fails as a whole (here at COMMIT, on a deferred foreign key); the
+// others get that run's error, and nothing is stored.
+func TestBatchLeftOutOpKeepsItsError(t *testing.T) {
+	t.Parallel()
+	f := newBatchFixture(t)
+	if err := f.db.write(t.Context(), func(tx wtx) error {
+		_, err := tx.Exec(`CREATE TABLE parent (id TEXT PRIMARY KEY);
+			CREATE TABLE child (p TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	orphan := &scratchOp{v: "b", rerun: true, also: func(tx wtx, _ int32) {
+		if _, err := tx.Exec(`INSERT INTO child (p) VALUES ('none')`); err != nil {
+			t.Error(err)
+		}
+	}}
+	errs := f.batch(&scratchOp{v: "a", rerun: true, fail: boom}, orphan)
+	if !errors.Is(errs[0], boom) {
+		t.Errorf("the op left out: %v, want its own error", errs[0])
+	}
+	if errs[1] == nil || !strings.Contains(errs[1].Error(), "commit") {
+		t.Errorf("the op whose run failed at COMMIT: %v, want the commit's error", errs[1])
+	}
+	if got := f.stored(); len(got) != 0 {
+		t.Fatalf("stored %q, want nothing", got)
 	}
 }
 

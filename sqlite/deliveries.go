@@ -545,7 +545,7 @@ func (db *DB) CompleteDeliveries(ctx context.Context, outcomes []hookd.Outcome) 
 		headers[i] = h
 	}
 	// (It may run twice: see writeOp.rerun.)
-	err := db.submit(ctx, writeOp{done: make(chan error, 1), relaxed: true, rerun: true, fn: func(tx wtx) error {
+	err := db.submit(ctx, writeOp{relaxed: true, rerun: true, fn: func(tx wtx) error {
 		p := newPublisher(tx)
 		for i := range outcomes {
 			o := &outcomes[i]

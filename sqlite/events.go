@@ -181,7 +181,7 @@ func (p *publisher) insertDelivery(id string, ev *hookd.Event, eventSeq int64, e
 func (db *DB) Publish(ctx context.Context, events []*hookd.Event) ([]hookd.PublishResult, error) {
 	var results []hookd.PublishResult
 	// (It may run twice: see writeOp.rerun. The second run sets every result again.)
-	err := db.submit(ctx, writeOp{done: make(chan error, 1), rerun: true, fn: func(tx wtx) error {
+	err := db.submit(ctx, writeOp{rerun: true, fn: func(tx wtx) error {
 		p := newPublisher(tx)
 		results = make([]hookd.PublishResult, len(events))
 		for i, ev := range events {

@@ -455,16 +455,19 @@ func (db *DB) Ping(ctx context.Context) error {
 // returns once that transaction is committed (nil) or fn's changes are rolled back
 // (fn's error, or the commit's). fn must not block on anything but the database.
 func (db *DB) write(ctx context.Context, fn func(tx wtx) error) error {
-	return db.submit(ctx, writeOp{fn: fn, done: make(chan error, 1)})
+	return db.submit(ctx, writeOp{fn: fn})
 }
 
 // writeRelaxed is write for writes whose loss in a power failure only makes a
 // delivery be attempted again (see writeOp.relaxed).
 func (db *DB) writeRelaxed(ctx context.Context, fn func(tx wtx) error) error {
-	return db.submit(ctx, writeOp{fn: fn, done: make(chan error, 1), relaxed: true})
+	return db.submit(ctx, writeOp{fn: fn, relaxed: true})
 }
 
+// submit queues op for the writer and waits for its outcome (op.done is made
+// here).
 func (db *DB) submit(ctx context.Context, op writeOp) error {
+	op.done = make(chan error, 1)
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
@@ -554,7 +557,9 @@ func (db *DB) runOnce(batch []writeOp, left []error, guard bool) bool {
 	finish := func(shared error) bool {
 		shared = db.explain(shared)
 		for i, op := range batch {
-			if shared != nil {
+			// An op left out was in no run that could commit: its own error
+			// is its outcome, whatever became of this run.
+			if shared != nil && left[i] == nil {
 				op.done <- shared
 			} else {
 				op.done <- db.explain(errs[i])
@@ -605,7 +610,10 @@ func (db *DB) runOnce(batch []writeOp, left []error, guard bool) bool {
 				continue
 			}
 			if rbErr := rollback(); rbErr != nil {
-				// The transaction may still be open: no op can run.
+				// The transaction may still be open: no op can run. The op
+				// that failed hears both why.
+				left[i] = errors.Join(err, rbErr)
+				errs[i] = left[i]
 				return finish(fmt.Errorf("after a failed write: %w", rbErr))
 			}
 			left[i] = err
